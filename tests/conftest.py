@@ -1,0 +1,65 @@
+import os
+
+import pytest
+from django.core import mail
+from wagtail.models import Page, Site
+
+from sandbox.mailsink import MailSink
+from tests.factories import ArticlePageFactory, SectionPageFactory, SubscriptionFactory
+
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI=true a skipped test is a failure: every service the suite needs is there."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if ON_CI and skipped and exitstatus == 0:
+        reporter.write_line(f"CI=true: {len(skipped)} test(s) skipped; failing the run.", red=True)
+        session.exitstatus = 1
+
+
+@pytest.fixture
+def site(db):
+    """The default site, on host testserver, with its root page."""
+    site = Site.objects.get(is_default_site=True)
+    site.hostname = "testserver"
+    site.port = 80
+    site.site_name = "Test site"
+    site.save()
+    return site
+
+
+@pytest.fixture
+def section(site):
+    return SectionPageFactory(title="News", parent=Page.objects.get(pk=site.root_page_id))
+
+
+@pytest.fixture
+def article(section):
+    return ArticlePageFactory(title="Big news", parent=section)
+
+
+@pytest.fixture
+def subscribers(section):
+    return SubscriptionFactory.create_batch(3, page=section)
+
+
+@pytest.fixture
+def outbox():
+    mail.outbox = []
+    return mail.outbox
+
+
+@pytest.fixture
+def smtp_sink():
+    with MailSink() as sink:
+        yield sink
+
+
+def publish(page, user=None):
+    """Publish the page's latest draft the way the editor does (a new revision, then publish)."""
+    revision = page.save_revision(user=user)
+    revision.publish(user=user)
+    page.refresh_from_db()
+    return revision

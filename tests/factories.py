@@ -1,0 +1,73 @@
+"""factory-boy factories for pages, subscriptions and users."""
+
+import factory
+from django.contrib.auth import get_user_model
+from wagtail.models import Page
+
+from tests.testapp.models import ArticlePage, PlainPage, SectionPage
+from wagtail_tasks.notifications.models import Subscription, SubscriptionStatus
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "password")
+
+
+class SuperuserFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class PageFactory(factory.Factory):
+    """Builds a page and adds it under ``parent`` (default: the site root page)."""
+
+    class Meta:
+        model = Page
+
+    title = factory.Sequence(lambda n: f"Page {n}")
+    parent = None
+    live = True
+
+    @classmethod
+    def _create(cls, model_class, *args, parent=None, **kwargs):
+        parent = parent or Page.objects.get(depth=2)
+        live = kwargs.pop("live")
+        page = model_class(*args, live=live, **kwargs)
+        parent.add_child(instance=page)
+        return page
+
+
+class SectionPageFactory(PageFactory):
+    class Meta:
+        model = SectionPage
+
+
+class ArticlePageFactory(PageFactory):
+    """An article saved as a draft (not live): publish it to trigger notifications."""
+
+    class Meta:
+        model = ArticlePage
+
+    live = False
+    body = "<p>Some text.</p>"
+
+
+class PlainPageFactory(PageFactory):
+    class Meta:
+        model = PlainPage
+
+    live = False
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    email = factory.Sequence(lambda n: f"reader{n}@example.com")
+    status = SubscriptionStatus.CONFIRMED
+    include_descendants = True

@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class WagtailTasksConfig(AppConfig):
+    name = "wagtail_tasks"
+    label = "wagtail_tasks"
+    verbose_name = _("Wagtail tasks")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from wagtail.signals import page_published
+
+        from wagtail_tasks.notifications.policy import on_page_published
+
+        page_published.connect(on_page_published, dispatch_uid="wagtail_tasks.notify")

@@ -1,0 +1,103 @@
+"""The tracking model: one row per unit of background work, the source of truth for progress."""
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class TaskStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+FINISHED_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class TaskRecord(models.Model):
+    """A unit of background work as wagtail_tasks sees it, whatever the backend.
+
+    Created (QUEUED) in the same transaction as the change that asked for the work; the task
+    body moves it through RUNNING to a finished status and reports progress on it.
+    """
+
+    kind = models.CharField(_("kind"), max_length=64, db_index=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+
+    # What the work is about (a page, a subscription ...). Kept as plain ids so that the row
+    # outlives its target: a deleted page's notification stays visible.
+    target_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    target = GenericForeignKey("target_content_type", "target_object_id")
+    target_repr = models.CharField(_("target"), max_length=255, blank=True)
+
+    site = models.ForeignKey(
+        "wagtailcore.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    backend_alias = models.CharField(_("backend"), max_length=100, blank=True)
+    queue_name = models.CharField(_("queue"), max_length=100, blank=True)
+    backend_task_id = models.CharField(max_length=255, blank=True)
+
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=TaskStatus.choices,
+        default=TaskStatus.QUEUED,
+        db_index=True,
+    )
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    message = models.CharField(_("message"), max_length=255, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("background task")
+        verbose_name_plural = _("background tasks")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["target_content_type", "target_object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def percent(self) -> int:
+        if not self.progress_total:
+            return 100 if self.status == TaskStatus.SUCCEEDED else 0
+        return min(100, round(100 * self.progress_done / self.progress_total))
+
+
+# Models of the feature rooms live beside their code; importing them here registers them.
+from wagtail_tasks.notifications.models import (  # noqa: E402
+    Delivery,
+    Notification,
+    Subscription,
+)
+
+__all__ = ["Delivery", "Notification", "Subscription", "TaskRecord", "TaskStatus"]

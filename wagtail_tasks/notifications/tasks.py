@@ -1,0 +1,282 @@
+"""The notification tasks: fan a publication out to its subscribers, then send in batches.
+
+Each task takes its tracking row's id first (see :func:`wagtail_tasks.tracking.tracked`) and
+then ids only. Each can run twice: deliveries are unique per (notification, address) and are
+claimed one at a time, so a second run sends only what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from itertools import islice
+
+from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from wagtail_tasks import conf
+from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus
+from wagtail_tasks.notifications.emails import (
+    MessageBuilder,
+    confirmation_builder,
+    notification_builder,
+)
+from wagtail_tasks.notifications.models import (
+    UNFINISHED_DELIVERY,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    Subscription,
+    SubscriptionStatus,
+    email_key,
+)
+from wagtail_tasks.task_api import task
+from wagtail_tasks.tracking import TaskCancelled, TaskRun, enqueue, finish, tracked
+
+logger = logging.getLogger(__name__)
+
+KIND_NOTIFY = "notification"
+KIND_SEND = "notification.send"
+KIND_CONFIRM = "subscription.confirm"
+
+
+def live_page_or_cancel(notification: Notification):
+    if notification.page_id is None:
+        raise TaskCancelled("The page was deleted before its subscribers were notified.")
+    page = notification.page.specific
+    if not page.live:
+        raise TaskCancelled("The page is no longer live; no emails were sent.")
+    return page
+
+
+def address_problem(email: str) -> str:
+    """Why an address cannot be mailed, or '' if it can."""
+    if not email or not email.strip():
+        return "No email address."
+    try:
+        validate_email(email)
+    except ValidationError:
+        return f"Invalid email address: {email!r}."
+    return ""
+
+
+@task
+@tracked
+def fan_out_notification(run: TaskRun, notification_id: int) -> None:
+    """Create one delivery per subscribed address and enqueue send tasks for them."""
+    notification = Notification.objects.select_related("page").get(pk=notification_id)
+    page = live_page_or_cancel(notification)
+    # Render once with a stand-in subscriber, so that a broken template fails here, visibly,
+    # before any delivery is created.
+    builder = notification_builder(page)
+    builder.build(Subscription(pk=0, page=page, email="subscriber@example.com"))
+
+    subscriptions = Subscription.objects.confirmed().for_page(page).order_by("pk")
+    run.progress(0, total=subscriptions.count(), message="Finding subscribers", force=True)
+    page_size = conf.get("WAGTAIL_TASKS_FANOUT_PAGE_SIZE")
+    last_pk = 0
+    while True:
+        # Keyset pagination: constant memory whatever the number of subscribers.
+        rows = list(subscriptions.filter(pk__gt=last_pk).values_list("pk", "email")[:page_size])
+        if not rows:
+            break
+        last_pk = rows[-1][0]
+        with transaction.atomic():
+            create_deliveries(notification, rows)
+            enqueue_send_batches(notification, run.record)
+
+    Notification.objects.filter(pk=notification.pk).update(fanned_out_at=timezone.now())
+    run.keep_running()
+    refresh_notification(notification.pk)
+
+
+def create_deliveries(notification: Notification, rows: list[tuple[int, str]]) -> None:
+    deliveries = []
+    for subscription_id, email in rows:
+        problem = address_problem(email)
+        deliveries.append(
+            Delivery(
+                notification=notification,
+                subscription_id=subscription_id,
+                # Unusable addresses get a key of their own: each is recorded, none collide.
+                email_key=f"invalid:{subscription_id}" if problem else email_key(email),
+                status=DeliveryStatus.SKIPPED if problem else DeliveryStatus.PENDING,
+                reason=problem,
+            )
+        )
+    # The unique (notification, email_key) makes a second run, and a second subscription of
+    # the same address (to a page and to its section), create nothing more.
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+
+
+def enqueue_send_batches(notification: Notification, parent: TaskRecord) -> None:
+    """Give every pending, unbatched delivery of the notification a send task."""
+    batch_size = conf.get("WAGTAIL_TASKS_SEND_BATCH_SIZE")
+    unbatched = (
+        Delivery.objects.filter(
+            notification=notification, status=DeliveryStatus.PENDING, batch__isnull=True
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .iterator()
+    )
+    while chunk := list(islice(unbatched, batch_size)):
+        record = enqueue(
+            send_notification_batch,
+            notification.pk,
+            kind=KIND_SEND,
+            group=conf.SENDING,
+            target=notification.page,
+            site=parent.site,
+            parent=parent,
+            total=len(chunk),
+        )
+        Delivery.objects.filter(pk__in=chunk).update(batch=record)
+
+
+@task
+@tracked
+def send_notification_batch(run: TaskRun, notification_id: int) -> None:
+    """Send this batch's deliveries over one SMTP connection, one claimed delivery at a time."""
+    notification = Notification.objects.select_related("page", "record").get(pk=notification_id)
+    batch = Delivery.objects.filter(batch_id=run.id)
+    if notification.record and notification.record.status == TaskStatus.CANCELLED:
+        skipped = batch.filter(status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.SKIPPED, reason="The notification was cancelled."
+        )
+        refresh_notification(notification_id)
+        raise TaskCancelled(f"Notification cancelled; {skipped} emails skipped.")
+    try:
+        page = live_page_or_cancel(notification)
+    except TaskCancelled as exc:
+        batch.filter(status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.SKIPPED, reason=str(exc)
+        )
+        refresh_notification(notification_id)
+        raise
+
+    try:
+        send_deliveries(run, notification_builder(page), batch)
+    finally:
+        refresh_notification(notification_id)
+
+
+def send_deliveries(run: TaskRun, builder: MessageBuilder, batch) -> None:
+    pending = list(
+        batch.filter(status=DeliveryStatus.PENDING).select_related("subscription").order_by("pk")
+    )
+    total = batch.count()
+    done = total - len(pending)
+    run.progress(done, total=total)
+    if not pending:
+        return
+    with get_connection(fail_silently=False) as connection:
+        for delivery in pending:
+            # Claim it: another worker running the same batch skips what we hold.
+            claimed = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
+            )
+            if claimed:
+                send_one(connection, builder, delivery)
+            done += 1
+            run.progress(done)
+
+
+def send_one(connection, builder: MessageBuilder, delivery: Delivery) -> None:
+    subscription = delivery.subscription
+    if subscription is None or subscription.status != SubscriptionStatus.CONFIRMED:
+        mark(delivery, DeliveryStatus.SKIPPED, "Unsubscribed before the email was sent.")
+        return
+    if problem := address_problem(subscription.email):
+        mark(delivery, DeliveryStatus.SKIPPED, problem)
+        return
+    try:
+        message = builder.build(subscription)
+        connection.send_messages([message])
+    except smtplib.SMTPRecipientsRefused as exc:
+        # Refused for this recipient only: record it and go on with the batch.
+        codes = "; ".join(
+            f"{code} {msg.decode(errors='replace')}" for code, msg in exc.recipients.values()
+        )
+        mark(delivery, DeliveryStatus.FAILED, f"Recipient refused: {codes}")
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600 and not isinstance(exc, smtplib.SMTPSenderRefused):
+            mark(delivery, DeliveryStatus.FAILED, f"Rejected: {exc.smtp_code} {exc.smtp_error!r}")
+        else:
+            # Temporary, or the sender is refused: nothing in this batch can go now.
+            mark(delivery, DeliveryStatus.PENDING, "")
+            raise
+    except Exception:
+        # Connection lost, template error ...: put it back, fail the batch visibly.
+        mark(delivery, DeliveryStatus.PENDING, "")
+        raise
+    else:
+        mark(delivery, DeliveryStatus.SENT, "")
+
+
+def mark(delivery: Delivery, status: str, reason: str) -> None:
+    fields = {"status": status, "reason": reason}
+    if status == DeliveryStatus.SENT:
+        fields["sent_at"] = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+
+
+def refresh_notification(notification_id: int) -> None:
+    """Recount a notification's deliveries onto its tracking row; finish it when all are done."""
+    notification = Notification.objects.get(pk=notification_id)
+    if notification.record_id is None:
+        return
+    counts = dict(
+        Delivery.objects.filter(notification_id=notification_id)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    total = sum(counts.values())
+    unfinished = sum(counts.get(status, 0) for status in UNFINISHED_DELIVERY)
+    summary = ", ".join(
+        f"{counts.get(status, 0)} {status}"
+        for status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+    )
+    TaskRecord.objects.filter(pk=notification.record_id).exclude(
+        status__in=FINISHED_STATUSES
+    ).update(
+        progress_done=total - unfinished,
+        progress_total=total,
+        message=summary,
+        heartbeat_at=timezone.now(),
+    )
+    if notification.fanned_out_at is None:
+        return
+    if unfinished == 0:
+        finish(notification.record_id, TaskStatus.SUCCEEDED, message=summary)
+        return
+    batches = TaskRecord.objects.filter(parent_id=notification.record_id, kind=KIND_SEND)
+    if not batches.exclude(status__in=FINISHED_STATUSES).exists():
+        failed = batches.filter(status=TaskStatus.FAILED).order_by("-finished_at").first()
+        if failed is not None:
+            TaskRecord.objects.filter(pk=notification.record_id).update(
+                status=TaskStatus.FAILED,
+                error=failed.error,
+                message=f"{summary}, {unfinished} not sent",
+                finished_at=timezone.now(),
+            )
+
+
+@task
+@tracked
+def send_confirmation(run: TaskRun, subscription_id: int) -> None:
+    """Email the double opt-in link to a pending subscription."""
+    subscription = Subscription.objects.select_related("page").filter(pk=subscription_id).first()
+    if subscription is None or subscription.status != SubscriptionStatus.PENDING:
+        raise TaskCancelled("The subscription is no longer waiting for confirmation.")
+    if problem := address_problem(subscription.email):
+        raise ValueError(problem)
+    message = confirmation_builder(subscription).build(subscription)
+    with get_connection(fail_silently=False) as connection:
+        connection.send_messages([message])
+    run.progress(1, total=1)

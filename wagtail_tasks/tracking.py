@@ -1,0 +1,218 @@
+"""The one enqueue path, and the API that task bodies use to report on their tracking row.
+
+Every piece of background work in wagtail_tasks goes through :func:`enqueue`:
+
+1. a ``TaskRecord`` row is created (QUEUED) inside the caller's transaction;
+2. after that transaction commits, the task is enqueued on the backend chosen for its group,
+   with the record's id and other ids as its only arguments;
+3. the task body, wrapped by :func:`tracked`, moves the record through RUNNING to a finished
+   status and reports progress on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from wagtail_tasks import conf
+from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus
+from wagtail_tasks.task_api import task_backends
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# JSON-safe argument types: enqueued arguments are ids and plain values, never instances.
+Arg = int | str | float | bool | None | list[Any]
+
+
+def enqueue(
+    task: Any,
+    *args: Arg,
+    kind: str,
+    group: str,
+    target: models.Model | None = None,
+    site: Any = None,
+    requested_by: Any = None,
+    parent: TaskRecord | None = None,
+    total: int | None = None,
+) -> TaskRecord:
+    """Create a tracking row now and enqueue ``task(record.pk, *args)`` after commit.
+
+    ``task`` must be wrapped with :func:`tracked`. ``group`` picks the backend, queue and
+    priority from ``WAGTAIL_TASKS`` (see :mod:`wagtail_tasks.conf`).
+    """
+    route = conf.route_for(group)
+    record = TaskRecord.objects.create(
+        kind=kind,
+        parent=parent,
+        target_content_type=ContentType.objects.get_for_model(target) if target else None,
+        target_object_id=str(target.pk) if target else "",
+        target_repr=str(target)[:255] if target else "",
+        site=site,
+        requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+        backend_alias=route.backend,
+        queue_name=route.queue,
+        progress_total=total,
+    )
+    transaction.on_commit(
+        functools.partial(send_to_backend, record.pk, task, args, route), robust=True
+    )
+    return record
+
+
+def send_to_backend(record_id: int, task: Any, args: Sequence[Arg], route: conf.Route) -> None:
+    """Hand one tracked task to its backend. Runs after commit; never raises.
+
+    A failure to enqueue (backend down, bad configuration) is written on the tracking row, so
+    the work is visible and can be retried; the request that published is not broken.
+    """
+    try:
+        backend = task_backends[route.backend]
+        options: dict[str, Any] = {"backend": route.backend, "queue_name": route.queue}
+        if route.priority and backend.supports_priority:
+            options["priority"] = route.priority
+        result = task.using(**options).enqueue(record_id, *args)
+    except Exception as exc:
+        logger.exception("Could not enqueue %s (tracking row %s)", task, record_id)
+        TaskRecord.objects.filter(pk=record_id, status=TaskStatus.QUEUED).update(
+            status=TaskStatus.FAILED,
+            error=f"Could not enqueue on backend {route.backend!r}: {describe(exc)}",
+            finished_at=timezone.now(),
+        )
+        return
+    # Only these fields: with an in-process backend the task has already run and written
+    # its status.
+    TaskRecord.objects.filter(pk=record_id).update(
+        backend_task_id=str(result.id), enqueued_at=timezone.now()
+    )
+
+
+class TaskCancelled(Exception):
+    """Raised inside a tracked task to stop it and mark its row CANCELLED, not FAILED."""
+
+
+class TaskRun:
+    """What a tracked task body gets: its tracking row and throttled progress reporting."""
+
+    def __init__(self, record: TaskRecord) -> None:
+        self.record = record
+        self.finish_later = False
+        self._last_write = 0.0
+
+    @property
+    def id(self) -> int:
+        return self.record.pk
+
+    def progress(
+        self, done: int, total: int | None = None, message: str | None = None, force: bool = False
+    ) -> None:
+        """Report progress. Writes at most once per ``WAGTAIL_TASKS_PROGRESS_INTERVAL``."""
+        self.record.progress_done = done
+        if total is not None:
+            self.record.progress_total = total
+        if message is not None:
+            self.record.message = message[:255]
+        now = time.monotonic()
+        if not force and now - self._last_write < conf.get("WAGTAIL_TASKS_PROGRESS_INTERVAL"):
+            return
+        self._last_write = now
+        TaskRecord.objects.filter(pk=self.record.pk).update(
+            progress_done=self.record.progress_done,
+            progress_total=self.record.progress_total,
+            message=self.record.message,
+            heartbeat_at=timezone.now(),
+        )
+
+    def keep_running(self, message: str = "") -> None:
+        """Leave the row RUNNING when the body returns: other tasks will finish it."""
+        self.finish_later = True
+        if message:
+            self.record.message = message[:255]
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | None]:
+    """Wrap a task body so that it runs against its tracking row.
+
+    The task's first argument becomes the tracking row's id. A row that is already finished
+    (or gone) is not run again: redelivery of a finished task does nothing.
+    """
+
+    @functools.wraps(func)
+    def wrapper(record_id: int, *args: P.args, **kwargs: P.kwargs) -> R | None:
+        record = TaskRecord.objects.filter(pk=record_id).first()
+        if record is None:
+            logger.warning("Tracking row %s is gone; not running %s", record_id, func.__name__)
+            return None
+        if record.status in FINISHED_STATUSES:
+            logger.info("Tracking row %s is %s; not running again", record_id, record.status)
+            return None
+        now = timezone.now()
+        TaskRecord.objects.filter(pk=record_id).update(
+            status=TaskStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            error="",
+        )
+        record.refresh_from_db()
+        run = TaskRun(record)
+        try:
+            value = func(run, *args, **kwargs)
+        except TaskCancelled as exc:
+            finish(record_id, TaskStatus.CANCELLED, message=str(exc), run=run)
+            return None
+        except Exception as exc:
+            finish(
+                record_id,
+                TaskStatus.FAILED,
+                message=str(exc)[:255],
+                error=f"{describe(exc)}\n\n{traceback.format_exc()}",
+                run=run,
+            )
+            raise
+        if not run.finish_later:
+            finish(record_id, TaskStatus.SUCCEEDED, message=run.record.message, run=run)
+        return value
+
+    return wrapper
+
+
+def finish(
+    record_id: int,
+    status: TaskStatus,
+    message: str = "",
+    error: str = "",
+    run: TaskRun | None = None,
+) -> bool:
+    """Move a row to a finished status, once. Returns False if it had already finished."""
+    fields: dict[str, Any] = {
+        "status": status,
+        "message": message[:255],
+        "error": error,
+        "finished_at": timezone.now(),
+        "heartbeat_at": timezone.now(),
+    }
+    if run is not None:
+        fields["progress_done"] = run.record.progress_done
+        fields["progress_total"] = run.record.progress_total
+    updated = (
+        TaskRecord.objects.filter(pk=record_id)
+        .exclude(status__in=FINISHED_STATUSES)
+        .update(**fields)
+    )
+    return bool(updated)
