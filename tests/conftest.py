@@ -21,18 +21,29 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture
 def site(db):
-    """The default site, on host testserver, with its root page."""
-    site = Site.objects.get(is_default_site=True)
-    site.hostname = "testserver"
-    site.port = 80
-    site.site_name = "Test site"
-    site.save()
+    """The default site, on host testserver, with its home page.
+
+    Wagtail's migrations create both, but a transactional test flushes them: recreate.
+    """
+    if not Page.objects.filter(depth=1).exists():
+        root = Page.add_root(instance=Page(title="Root", slug="root"))
+        root.add_child(instance=Page(title="Home", slug="home"))
+    home = Page.objects.get(depth=2)
+    site, _ = Site.objects.update_or_create(
+        is_default_site=True,
+        defaults={
+            "hostname": "testserver",
+            "port": 80,
+            "site_name": "Test site",
+            "root_page": home,
+        },
+    )
     return site
 
 
 @pytest.fixture
 def section(site):
-    return SectionPageFactory(title="News", parent=Page.objects.get(pk=site.root_page_id))
+    return SectionPageFactory(title="News", parent=site.root_page)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from wagtail_tasks.task_api import IMMEDIATE_BACKEND
+from wagtail_tasks.task_api import DATABASE_BACKEND, DUMMY_BACKEND, IMMEDIATE_BACKEND
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "tests-only-not-secret"
@@ -27,7 +27,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR.parent / "var" / "test_db.sqlite3")}
+    # A file, not :memory:, so that worker processes can open it; one per test run.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR.parent / "var" / f"test_db_{os.getpid()}.sqlite3")
+    }
 
 INSTALLED_APPS = [
     "wagtail_tasks",
@@ -84,7 +87,25 @@ WAGTAIL_SITE_NAME = "Test site"
 WAGTAILADMIN_BASE_URL = "http://testserver"
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 
-TASKS = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
+# "default" runs tasks in-process; tests route kinds of work to "dummy" (keeps what was
+# enqueued) or "database" (django-tasks-db, worked by a real db_worker process) with
+# WAGTAIL_TASKS.
+TASKS = {
+    "default": {"BACKEND": IMMEDIATE_BACKEND},
+    "dummy": {"BACKEND": DUMMY_BACKEND},
+    "database": {"BACKEND": DATABASE_BACKEND, "QUEUES": ["default"]},
+}
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEFAULT_FROM_EMAIL = "news@example.com"
+
+# Worker processes started by the tests (tests/worker.py) get their routes and SMTP port here.
+if route := os.environ.get("WAGTAIL_TASKS_TEST_ROUTE"):
+    WAGTAIL_TASKS = {group: {"backend": route} for group in ("notifications", "sending")}
+if smtp_port := os.environ.get("WAGTAIL_TASKS_TEST_SMTP_PORT"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = int(smtp_port)
+WAGTAIL_TASKS_SEND_BATCH_SIZE = int(os.environ.get("WAGTAIL_TASKS_TEST_BATCH_SIZE", 100))
+if template_dir := os.environ.get("WAGTAIL_TASKS_TEST_TEMPLATE_DIR"):
+    TEMPLATES[0]["DIRS"] = [template_dir, *TEMPLATES[0]["DIRS"]]

@@ -109,6 +109,7 @@ class TaskRun:
         self.record = record
         self.finish_later = False
         self._last_write = 0.0
+        self._after_finish: list[Callable[[], None]] = []
 
     @property
     def id(self) -> int:
@@ -133,6 +134,17 @@ class TaskRun:
             message=self.record.message,
             heartbeat_at=timezone.now(),
         )
+
+    def after_finish(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this row has its final status, whether it failed or not."""
+        self._after_finish.append(callback)
+
+    def run_after_finish(self) -> None:
+        for callback in self._after_finish:
+            try:
+                callback()
+            except Exception:
+                logger.exception("after_finish callback of tracking row %s failed", self.id)
 
     def keep_running(self, message: str = "") -> None:
         """Leave the row RUNNING when the body returns: other tasks will finish it."""
@@ -175,6 +187,7 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
             value = func(run, *args, **kwargs)
         except TaskCancelled as exc:
             finish(record_id, TaskStatus.CANCELLED, message=str(exc), run=run)
+            run.run_after_finish()
             return None
         except Exception as exc:
             finish(
@@ -184,9 +197,11 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
                 error=f"{describe(exc)}\n\n{traceback.format_exc()}",
                 run=run,
             )
+            run.run_after_finish()
             raise
         if not run.finish_later:
             finish(record_id, TaskStatus.SUCCEEDED, message=run.record.message, run=run)
+        run.run_after_finish()
         return value
 
     return wrapper

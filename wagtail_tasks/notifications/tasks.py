@@ -50,6 +50,8 @@ def live_page_or_cancel(notification: Notification):
     page = notification.page.specific
     if not page.live:
         raise TaskCancelled("The page is no longer live; no emails were sent.")
+    if page.get_view_restrictions().exists():
+        raise TaskCancelled("The page is private (it has view restrictions); no emails were sent.")
     return page
 
 
@@ -143,12 +145,13 @@ def enqueue_send_batches(notification: Notification, parent: TaskRecord) -> None
 def send_notification_batch(run: TaskRun, notification_id: int) -> None:
     """Send this batch's deliveries over one SMTP connection, one claimed delivery at a time."""
     notification = Notification.objects.select_related("page", "record").get(pk=notification_id)
+    # Recount the notification once this batch has its final status, success or failure.
+    run.after_finish(lambda: refresh_notification(notification_id))
     batch = Delivery.objects.filter(batch_id=run.id)
     if notification.record and notification.record.status == TaskStatus.CANCELLED:
         skipped = batch.filter(status=DeliveryStatus.PENDING).update(
             status=DeliveryStatus.SKIPPED, reason="The notification was cancelled."
         )
-        refresh_notification(notification_id)
         raise TaskCancelled(f"Notification cancelled; {skipped} emails skipped.")
     try:
         page = live_page_or_cancel(notification)
@@ -156,13 +159,8 @@ def send_notification_batch(run: TaskRun, notification_id: int) -> None:
         batch.filter(status=DeliveryStatus.PENDING).update(
             status=DeliveryStatus.SKIPPED, reason=str(exc)
         )
-        refresh_notification(notification_id)
         raise
-
-    try:
-        send_deliveries(run, notification_builder(page), batch)
-    finally:
-        refresh_notification(notification_id)
+    send_deliveries(run, notification_builder(page), batch)
 
 
 def send_deliveries(run: TaskRun, builder: MessageBuilder, batch) -> None:

@@ -18,7 +18,10 @@ TEMPLATES = "wagtail_tasks/notifications/"
 
 @require_http_methods(["GET", "POST"])
 def subscribe(request: HttpRequest) -> HttpResponse:
-    form = SubscribeForm(request.POST or None, initial={"page": request.GET.get("page")})
+    form = SubscribeForm(
+        request.POST if request.method == "POST" else None,
+        initial={"page": request.GET.get("page")},
+    )
     if request.method == "POST" and form.is_valid():
         request_confirmation(
             form.cleaned_data["page"],
