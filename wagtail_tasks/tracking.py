@@ -108,7 +108,7 @@ class TaskRun:
     def __init__(self, record: TaskRecord) -> None:
         self.record = record
         self.finish_later = False
-        self._last_write = 0.0
+        self._last_write = float("-inf")  # the first report is always written
         self._after_finish: list[Callable[[], None]] = []
 
     @property

@@ -1,0 +1,140 @@
+"""The one enqueue path and the tracking rows every task reports on."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import publish
+from tests.testapp.tasks import count_to, explode, give_up
+from wagtail_tasks import tracking
+from wagtail_tasks.models import TaskRecord, TaskStatus
+from wagtail_tasks.notifications.models import Notification
+from wagtail_tasks.task_api import task_backends
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run_tasks(django_capture_on_commit_callbacks):
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def enqueue(task, *args, **kwargs):
+    return tracking.enqueue(task, *args, kind="test", group="notifications", **kwargs)
+
+
+def test_a_task_runs_only_after_commit_and_succeeds(run_tasks, site):
+    with run_tasks():
+        record = enqueue(count_to, 5, target=site.root_page, site=site)
+        assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.QUEUED
+    record.refresh_from_db()
+    assert record.status == TaskStatus.SUCCEEDED
+    assert (record.progress_done, record.progress_total, record.attempts) == (5, 5, 1)
+    assert record.target == site.root_page
+    assert record.target_repr == site.root_page.title
+    assert record.backend_alias == "default" and record.queue_name == "default"
+    assert record.started_at <= record.finished_at
+    assert record.backend_task_id
+
+
+def test_progress_writes_are_throttled(run_tasks, settings):
+    settings.WAGTAIL_TASKS_PROGRESS_INTERVAL = 3600
+    with run_tasks():
+        record = enqueue(count_to, 500)
+    with CaptureQueriesContext(connection) as queries, run_tasks():
+        TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.QUEUED)
+        count_to.call(record.pk, 500)
+    writes = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    # Queued (above), running, one progress write (the first), finished: not one per item.
+    assert len(writes) == 4, writes
+    record.refresh_from_db()
+    assert (record.progress_done, record.status) == (500, TaskStatus.SUCCEEDED)
+
+
+def test_a_failing_task_keeps_its_error_on_the_row(run_tasks):
+    with run_tasks():
+        record = enqueue(explode, "the search backend is down")
+    record.refresh_from_db()
+    assert record.status == TaskStatus.FAILED
+    assert record.message == "the search backend is down"
+    assert record.error.startswith("ValueError: the search backend is down\n\nTraceback")
+    assert record.progress_done == 1 and record.finished_at is not None
+
+
+def test_a_cancelled_task_is_cancelled_not_failed(run_tasks):
+    with run_tasks():
+        record = enqueue(give_up)
+    record.refresh_from_db()
+    assert (record.status, record.message, record.error) == (
+        TaskStatus.CANCELLED,
+        "Nothing left to do.",
+        "",
+    )
+
+
+def test_a_finished_row_is_not_run_again(run_tasks):
+    with run_tasks():
+        record = enqueue(count_to, 3)
+    assert count_to.call(record.pk, 3) is None
+    record.refresh_from_db()
+    assert record.attempts == 1
+
+
+def test_a_missing_row_does_not_run():
+    assert count_to.call(123456, 3) is None
+
+
+def test_an_unknown_backend_fails_the_row_not_the_request(run_tasks, settings):
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "no-such-backend"}}
+    with run_tasks():
+        record = enqueue(count_to, 3)  # does not raise
+    record.refresh_from_db()
+    assert record.status == TaskStatus.FAILED
+    assert record.error.startswith("Could not enqueue on backend 'no-such-backend':")
+    assert record.backend_alias == "no-such-backend"
+
+
+def test_publishing_with_a_broken_backend_still_publishes(
+    article, subscribers, outbox, run_tasks, settings
+):
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "no-such-backend"}}
+    with run_tasks():
+        publish(article)
+    article.refresh_from_db()
+    assert article.live
+    record = Notification.objects.get().record
+    assert record.status == TaskStatus.FAILED
+    assert "no-such-backend" in record.error
+    assert outbox == []
+
+
+def test_enqueued_arguments_are_ids_only(article, subscribers, run_tasks, settings):
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "dummy"}}
+    backend = task_backends["dummy"]
+    backend.clear()
+    with run_tasks():
+        publish(article)
+    [result] = backend.results
+    notification = Notification.objects.get()
+    assert list(result.args) == [notification.record_id, notification.pk]
+    assert result.task.name == "fan_out_notification"
+    # Nothing personal: no address, no title, only integers that survive JSON.
+    encoded = json.dumps([list(result.args), result.kwargs])
+    assert all(s.email not in encoded for s in subscribers)
+    assert "Big news" not in encoded
+    assert all(isinstance(arg, int) for arg in result.args)
+
+
+def test_queue_and_priority_come_from_settings(run_tasks, settings):
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "dummy", "queue": "mail"}}
+    settings.TASKS = {**settings.TASKS, "dummy": {**settings.TASKS["dummy"], "QUEUES": ["mail"]}}
+    backend = task_backends["dummy"]
+    with run_tasks():
+        record = enqueue(count_to, 1)
+    [result] = backend.results
+    assert result.task.queue_name == "mail"
+    record.refresh_from_db()
+    assert (record.queue_name, record.status) == ("mail", TaskStatus.QUEUED)
+    assert record.backend_task_id == str(result.id)
