@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.html import strip_tags
@@ -28,6 +28,14 @@ def single_line(text: str) -> str:
 
 def from_email() -> str:
     return conf.get("WAGTAIL_TASKS_FROM_EMAIL") or settings.DEFAULT_FROM_EMAIL
+
+
+def open_connection() -> Any:
+    """The site's configured email backend, opened once for a whole batch.
+
+    The one place that asks Django for a mail connection (Django 6.1 moves to MAILERS).
+    """
+    return get_connection(fail_silently=False)
 
 
 def base_url_for(page: Any) -> str:

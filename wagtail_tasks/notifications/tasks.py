@@ -12,7 +12,6 @@ import smtplib
 from itertools import islice
 
 from django.core.exceptions import ValidationError
-from django.core.mail import get_connection
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Count, F
@@ -24,6 +23,7 @@ from wagtail_tasks.notifications.emails import (
     MessageBuilder,
     confirmation_builder,
     notification_builder,
+    open_connection,
 )
 from wagtail_tasks.notifications.models import (
     UNFINISHED_DELIVERY,
@@ -172,7 +172,7 @@ def send_deliveries(run: TaskRun, builder: MessageBuilder, batch) -> None:
     run.progress(done, total=total)
     if not pending:
         return
-    with get_connection(fail_silently=False) as connection:
+    with open_connection() as connection:
         for delivery in pending:
             # Claim it: another worker running the same batch skips what we hold.
             claimed = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
@@ -275,6 +275,6 @@ def send_confirmation(run: TaskRun, subscription_id: int) -> None:
     if problem := address_problem(subscription.email):
         raise ValueError(problem)
     message = confirmation_builder(subscription).build(subscription)
-    with get_connection(fail_silently=False) as connection:
+    with open_connection() as connection:
         connection.send_messages([message])
     run.progress(1, total=1)

@@ -18,7 +18,9 @@ class InvalidToken(Exception):
 
 
 def _address_hash(purpose: str, email: str) -> str:
-    return salted_hmac(f"wagtail_tasks.{purpose}", email.strip().lower()).hexdigest()[:20]
+    return salted_hmac(
+        f"wagtail_tasks.{purpose}", email.strip().lower(), algorithm="sha256"
+    ).hexdigest()[:20]
 
 
 def make_token(subscription: Subscription, purpose: str) -> str:
