@@ -1,6 +1,6 @@
 """Public views: subscribe (double opt-in), confirm and unsubscribe through signed links."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -42,32 +42,38 @@ def request_confirmation(page, email: str, include_descendants: bool, user) -> N
     """Create or revive a pending subscription and email its confirmation link (in a task)."""
     from wagtail_tasks.notifications.tasks import KIND_CONFIRM, send_confirmation
 
-    with transaction.atomic():
-        subscription = (
-            Subscription.objects.select_for_update().filter(page=page, email__iexact=email).first()
-        )
-        if subscription is None:
-            subscription = Subscription.objects.create(
-                page=page,
-                email=email,
-                include_descendants=include_descendants,
-                user=user if user.is_authenticated else None,
+    user = user if user.is_authenticated else None
+    try:
+        with transaction.atomic():
+            subscription = (
+                Subscription.objects.select_for_update()
+                .filter(page=page, email__iexact=email)
+                .first()
             )
-        elif subscription.status == SubscriptionStatus.CONFIRMED:
-            return
-        else:
-            subscription.status = SubscriptionStatus.PENDING
-            subscription.include_descendants = include_descendants
-            subscription.unsubscribed_at = None
-            subscription.save(update_fields=["status", "include_descendants", "unsubscribed_at"])
-        enqueue(
-            send_confirmation,
-            subscription.pk,
-            kind=KIND_CONFIRM,
-            group=conf.SENDING,
-            target=subscription,
-            site=page.get_site(),
-        )
+            if subscription is None:
+                subscription = Subscription.objects.create(
+                    page=page, email=email, include_descendants=include_descendants, user=user
+                )
+            elif subscription.status == SubscriptionStatus.CONFIRMED:
+                return
+            else:
+                subscription.status = SubscriptionStatus.PENDING
+                subscription.include_descendants = include_descendants
+                subscription.confirmed_at = subscription.unsubscribed_at = None
+                subscription.user = subscription.user or user
+                subscription.save()
+            enqueue(
+                send_confirmation,
+                subscription.pk,
+                kind=KIND_CONFIRM,
+                group=conf.SENDING,
+                target=subscription,
+                site=page.get_site(),
+            )
+    except IntegrityError:
+        # A simultaneous request subscribed the same address first (the row lock above cannot
+        # lock a row that does not exist yet): its confirmation email is on its way.
+        return
 
 
 def invalid_link(request: HttpRequest, error: tokens.InvalidToken) -> HttpResponse:
