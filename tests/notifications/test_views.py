@@ -1101,3 +1101,15 @@ def test_reviving_clears_the_old_confirmation_and_links_the_user(
         client.post(SUBSCRIBE_URL, {"email": "back@example.com", "page": section.pk})
     old.refresh_from_db()
     assert (old.status, old.confirmed_at, old.user) == ("pending", None, user)
+
+
+def test_two_subscribe_forms_on_one_page_have_distinct_ids(section, article):
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    html = Template("{% load wagtail_tasks %}{% subscribe_form a %}{% subscribe_form b %}").render(
+        Context({"a": section, "b": article, "request": RequestFactory().get("/")})
+    )
+    assert f'id="id_subscribe_{section.pk}_email"' in html
+    assert f'id="id_subscribe_{article.pk}_email"' in html
+    assert f'for="id_subscribe_{section.pk}_email"' in html
