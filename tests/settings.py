@@ -8,6 +8,8 @@ import dj_database_url
 from wagtail_tasks.task_api import DATABASE_BACKEND, DUMMY_BACKEND, IMMEDIATE_BACKEND
 
 BASE_DIR = Path(__file__).resolve().parent
+VAR = BASE_DIR.parent / "var"  # scratch space: test databases, media
+VAR.mkdir(exist_ok=True)  # SQLite cannot create its file in a missing folder
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]

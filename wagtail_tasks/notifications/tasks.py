@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from itertools import islice
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -116,17 +115,21 @@ def create_deliveries(notification: Notification, rows: list[tuple[int, str]]) -
 
 
 def enqueue_send_batches(notification: Notification, parent: TaskRecord) -> None:
-    """Give every pending, unbatched delivery of the notification a send task."""
+    """Give every pending, unbatched delivery of the notification a send task.
+
+    Called once per keyset page, so at most a page of ids is held (a list, not an iterator:
+    on SQLite a cursor must not stay open over rows this loop updates).
+    """
     batch_size = conf.get("WAGTAIL_TASKS_SEND_BATCH_SIZE")
-    unbatched = (
+    unbatched = list(
         Delivery.objects.filter(
             notification=notification, status=DeliveryStatus.PENDING, batch__isnull=True
         )
         .order_by("pk")
         .values_list("pk", flat=True)
-        .iterator()
     )
-    while chunk := list(islice(unbatched, batch_size)):
+    for start in range(0, len(unbatched), batch_size):
+        chunk = unbatched[start : start + batch_size]
         record = enqueue(
             send_notification_batch,
             notification.pk,
