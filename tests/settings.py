@@ -65,6 +65,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Wagtail's database search backend uses PostgreSQL's full-text search fields.
+    INSTALLED_APPS.append("django.contrib.postgres")
+
 ROOT_URLCONF = "tests.urls"
 TEMPLATES = [
     {
