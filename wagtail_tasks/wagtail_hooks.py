@@ -1,4 +1,4 @@
-"""Admin integration only: the "Publish and notify subscribers" action."""
+"""Admin integration only: the "Publish and notify subscribers" action, the Subscriptions area."""
 
 from django.contrib import messages
 from django.utils.translation import gettext as _
@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy
 from wagtail import hooks
 from wagtail.admin.action_menu import PublishMenuItem
 
+from wagtail_tasks.notifications.admin_views import SubscriptionViewSet
 from wagtail_tasks.notifications.mixins import NotifySubscribersMixin
 from wagtail_tasks.notifications.models import NotificationTrigger
 from wagtail_tasks.notifications.policy import notify_subscribers
@@ -57,3 +58,8 @@ def notify_if_asked(request, page):
         _("Subscribers of “%(title)s” are being notified in the background.")
         % {"title": notification.page_title},
     )
+
+
+@hooks.register("register_admin_viewset")
+def register_subscriptions():
+    return SubscriptionViewSet("wagtail_tasks_subscriptions")
