@@ -12,8 +12,8 @@ import smtplib
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
-from django.db.models import Count, F
+from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from wagtail_tasks import conf
@@ -175,25 +175,28 @@ def send_deliveries(run: TaskRun, builder: MessageBuilder, batch) -> None:
     run.progress(done, total=total)
     if not pending:
         return
-    with open_connection() as connection:
-        for delivery in pending:
-            # Claim it: another worker running the same batch skips what we hold.
-            claimed = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(
-                status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
-            )
-            if claimed:
-                send_one(connection, builder, delivery)
-            done += 1
-            run.progress(done)
+    ledger = DeliveryLedger()
+    try:
+        with open_connection() as connection:
+            for delivery in pending:
+                # Claim it: another worker running the same batch skips what we hold.
+                if ledger.claim(delivery.pk):
+                    send_one(connection, builder, delivery, ledger)
+                done += 1
+                run.progress(done)
+    finally:
+        ledger.flush()
 
 
-def send_one(connection, builder: MessageBuilder, delivery: Delivery) -> None:
+def send_one(connection, builder: MessageBuilder, delivery: Delivery, ledger) -> None:
     subscription = delivery.subscription
     if subscription is None or subscription.status != SubscriptionStatus.CONFIRMED:
-        mark(delivery, DeliveryStatus.SKIPPED, "Unsubscribed before the email was sent.")
+        ledger.record(
+            delivery.pk, DeliveryStatus.SKIPPED, "Unsubscribed before the email was sent."
+        )
         return
     if problem := address_problem(subscription.email):
-        mark(delivery, DeliveryStatus.SKIPPED, problem)
+        ledger.record(delivery.pk, DeliveryStatus.SKIPPED, problem)
         return
     try:
         message = builder.build(subscription)
@@ -203,27 +206,65 @@ def send_one(connection, builder: MessageBuilder, delivery: Delivery) -> None:
         codes = "; ".join(
             f"{code} {msg.decode(errors='replace')}" for code, msg in exc.recipients.values()
         )
-        mark(delivery, DeliveryStatus.FAILED, f"Recipient refused: {codes}")
+        ledger.record(delivery.pk, DeliveryStatus.FAILED, f"Recipient refused: {codes}")
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600 and not isinstance(exc, smtplib.SMTPSenderRefused):
-            mark(delivery, DeliveryStatus.FAILED, f"Rejected: {exc.smtp_code} {exc.smtp_error!r}")
+            reason = f"Rejected: {exc.smtp_code} {exc.smtp_error!r}"
+            ledger.record(delivery.pk, DeliveryStatus.FAILED, reason)
         else:
             # Temporary, or the sender is refused: nothing in this batch can go now.
-            mark(delivery, DeliveryStatus.PENDING, "")
+            ledger.record(delivery.pk, DeliveryStatus.PENDING)
             raise
     except Exception:
         # Connection lost, template error ...: put it back, fail the batch visibly.
-        mark(delivery, DeliveryStatus.PENDING, "")
+        ledger.record(delivery.pk, DeliveryStatus.PENDING)
         raise
     else:
-        mark(delivery, DeliveryStatus.SENT, "")
+        ledger.record(delivery.pk, DeliveryStatus.SENT)
 
 
-def mark(delivery: Delivery, status: str, reason: str) -> None:
-    fields = {"status": status, "reason": reason}
-    if status == DeliveryStatus.SENT:
-        fields["sent_at"] = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk).update(**fields)
+class DeliveryLedger:
+    """Writes the states of one batch's deliveries: one short transaction per email.
+
+    An email's outcome is written in the same transaction as the claim of the next delivery,
+    so each email costs one commit instead of two, in two prepared SQL statements instead of
+    ORM updates (measured in benchmarks/delivery_rate.py: the ORM's two UPDATEs per email
+    cost about as much as rendering it). A crash between sending and writing leaves the
+    delivery SENDING, never PENDING: it is not sent again by accident.
+    """
+
+    def __init__(self) -> None:
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        self.claim_sql = (
+            f"UPDATE {table} SET status = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
+        )
+        self.outcome_sql = (
+            f"UPDATE {table} SET status = %s, reason = %s, sent_at = %s WHERE id = %s"
+        )
+        self.outcome: list[object] | None = None
+
+    def record(self, delivery_id: int, status: str, reason: str = "") -> None:
+        sent_at = timezone.now() if status == DeliveryStatus.SENT else None
+        adapted = connection.ops.adapt_datetimefield_value(sent_at)
+        self.outcome = [status, reason, adapted, delivery_id]
+
+    def claim(self, delivery_id: int) -> bool:
+        with transaction.atomic(), connection.cursor() as cursor:
+            self._write_outcome(cursor)
+            cursor.execute(
+                self.claim_sql, [DeliveryStatus.SENDING, delivery_id, DeliveryStatus.PENDING]
+            )
+            return cursor.rowcount == 1
+
+    def flush(self) -> None:
+        if self.outcome is not None:
+            with transaction.atomic(), connection.cursor() as cursor:
+                self._write_outcome(cursor)
+
+    def _write_outcome(self, cursor) -> None:
+        if self.outcome is not None:
+            cursor.execute(self.outcome_sql, self.outcome)
+            self.outcome = None
 
 
 def refresh_notification(notification_id: int) -> None:
