@@ -207,6 +207,46 @@ def test_running_every_task_twice_sends_nothing_more(article, subscribers, outbo
     )
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "update-per-row"])
+def test_deliveries_another_run_claimed_are_never_sent_again(
+    section, article, outbox, run_tasks, settings, monkeypatch, returning
+):
+    # Both ways of claiming: UPDATE ... RETURNING (PostgreSQL, SQLite) and one UPDATE per row.
+    monkeypatch.setattr(
+        tasks.DeliveryLedger, "__init__", force_returning(tasks.DeliveryLedger.__init__, returning)
+    )
+    settings.WAGTAIL_TASKS = {"sending": {"backend": "dummy"}}
+    SubscriptionFactory.create_batch(tasks.CLAIM_SIZE + 5, page=section)
+    with run_tasks():
+        publish(article)
+    batch = TaskRecord.objects.get(kind=tasks.KIND_SEND)
+    # A worker that died mid-batch held these: they may have reached the mail server.
+    held = list(Delivery.objects.order_by("pk").values_list("pk", flat=True)[3:6])
+    Delivery.objects.filter(pk__in=held).update(status=DeliveryStatus.SENDING)
+    tasks.send_notification_batch.call(batch.pk, Notification.objects.get().pk)
+    assert len(outbox) == tasks.CLAIM_SIZE + 5 - 3
+    assert {m.to[0] for m in outbox}.isdisjoint(
+        Delivery.objects.filter(pk__in=held).values_list("subscription__email", flat=True)
+    )
+    assert Delivery.objects.filter(status=DeliveryStatus.SENDING).count() == 3
+    assert Delivery.objects.filter(status=DeliveryStatus.SENT, sent_at__isnull=False).count() == (
+        tasks.CLAIM_SIZE + 2
+    )
+    assert set(Delivery.objects.exclude(pk__in=held).values_list("attempts", flat=True)) == {1}
+    # The notification is not reported done while deliveries are unaccounted for.
+    record = Notification.objects.get().record
+    assert record.status == TaskStatus.RUNNING
+    assert record.progress_done == tasks.CLAIM_SIZE + 2
+
+
+def force_returning(init, returning):
+    def patched(self):
+        init(self)
+        self.returning = returning
+
+    return patched
+
+
 def test_a_finished_task_delivered_again_does_not_run(article, subscribers, outbox, run_tasks):
     with run_tasks():
         publish(article)

@@ -2,7 +2,7 @@
 
 Each task takes its tracking row's id first (see :func:`wagtail_tasks.tracking.tracked`) and
 then ids only. Each can run twice: deliveries are unique per (notification, address) and are
-claimed one at a time, so a second run sends only what is still missing.
+claimed before they are sent, so a second run sends only what is still missing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from wagtail_tasks import conf
-from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus
+from wagtail_tasks.models import TaskRecord, TaskStatus
 from wagtail_tasks.notifications.emails import (
     MessageBuilder,
     confirmation_builder,
@@ -146,7 +146,7 @@ def enqueue_send_batches(notification: Notification, parent: TaskRecord) -> None
 @task
 @tracked
 def send_notification_batch(run: TaskRun, notification_id: int) -> None:
-    """Send this batch's deliveries over one SMTP connection, one claimed delivery at a time."""
+    """Send this batch's deliveries over one SMTP connection, claiming them as it goes."""
     notification = Notification.objects.select_related("page", "record").get(pk=notification_id)
     # Recount the notification once this batch has its final status, success or failure.
     run.after_finish(lambda: refresh_notification(notification_id))
@@ -178,12 +178,15 @@ def send_deliveries(run: TaskRun, builder: MessageBuilder, batch) -> None:
     ledger = DeliveryLedger()
     try:
         with open_connection() as connection:
-            for delivery in pending:
-                # Claim it: another worker running the same batch skips what we hold.
-                if ledger.claim(delivery.pk):
-                    send_one(connection, builder, delivery, ledger)
-                done += 1
-                run.progress(done)
+            for start in range(0, len(pending), CLAIM_SIZE):
+                chunk = pending[start : start + CLAIM_SIZE]
+                # Claim them: another run of the same batch skips what this one holds.
+                claimed = ledger.claim([delivery.pk for delivery in chunk])
+                for delivery in chunk:
+                    if delivery.pk in claimed:
+                        send_one(connection, builder, delivery, ledger)
+                    done += 1
+                    run.progress(done)
     finally:
         ledger.flush()
 
@@ -223,48 +226,65 @@ def send_one(connection, builder: MessageBuilder, delivery: Delivery, ledger) ->
         ledger.record(delivery.pk, DeliveryStatus.SENT)
 
 
-class DeliveryLedger:
-    """Writes the states of one batch's deliveries: one short transaction per email.
+# Deliveries claimed per transaction. A worker that dies leaves at most this many SENDING
+# (maybe sent, never sent again); a larger number saves little (see benchmarks/README.md).
+CLAIM_SIZE = 10
 
-    An email's outcome is written in the same transaction as the claim of the next delivery,
-    so each email costs one commit instead of two, in two prepared SQL statements instead of
-    ORM updates (measured in benchmarks/delivery_rate.py: the ORM's two UPDATEs per email
-    cost about as much as rendering it). A crash between sending and writing leaves the
-    delivery SENDING, never PENDING: it is not sent again by accident.
+
+class DeliveryLedger:
+    """Writes the states of one batch's deliveries: one short transaction per CLAIM_SIZE emails.
+
+    Outcomes are kept in memory and written in the same transaction as the next claim, in
+    plain SQL statements (measured in benchmarks/delivery_rate.py: an ORM update and a commit
+    per email cost about as much as rendering it). A crash between sending and writing leaves
+    deliveries SENDING, never PENDING: nothing that may have reached the mail server is sent
+    again by accident.
     """
 
     def __init__(self) -> None:
         table = connection.ops.quote_name(Delivery._meta.db_table)
         self.claim_sql = (
-            f"UPDATE {table} SET status = %s, attempts = attempts + 1 WHERE id = %s AND status = %s"
+            f"UPDATE {table} SET status = %s, attempts = attempts + 1 WHERE status = %s AND id"
         )
         self.outcome_sql = (
             f"UPDATE {table} SET status = %s, reason = %s, sent_at = %s WHERE id = %s"
         )
-        self.outcome: list[object] | None = None
+        # UPDATE ... RETURNING tells in one statement which rows this run claimed.
+        # MySQL and MariaDB lack it: there, one UPDATE per row and its rowcount.
+        self.returning = connection.vendor in ("postgresql", "sqlite")
+        self.outcomes: list[list[object]] = []
 
     def record(self, delivery_id: int, status: str, reason: str = "") -> None:
         sent_at = timezone.now() if status == DeliveryStatus.SENT else None
         adapted = connection.ops.adapt_datetimefield_value(sent_at)
-        self.outcome = [status, reason, adapted, delivery_id]
+        self.outcomes.append([status, reason, adapted, delivery_id])
 
-    def claim(self, delivery_id: int) -> bool:
+    def claim(self, delivery_ids: list[int]) -> set[int]:
         with transaction.atomic(), connection.cursor() as cursor:
-            self._write_outcome(cursor)
-            cursor.execute(
-                self.claim_sql, [DeliveryStatus.SENDING, delivery_id, DeliveryStatus.PENDING]
-            )
-            return cursor.rowcount == 1
+            self._write_outcomes(cursor)
+            states = [DeliveryStatus.SENDING, DeliveryStatus.PENDING]
+            if self.returning:
+                placeholders = ", ".join(["%s"] * len(delivery_ids))
+                cursor.execute(
+                    f"{self.claim_sql} IN ({placeholders}) RETURNING id", states + delivery_ids
+                )
+                return {row[0] for row in cursor.fetchall()}
+            claimed = set()
+            for delivery_id in delivery_ids:
+                cursor.execute(f"{self.claim_sql} = %s", [*states, delivery_id])
+                if cursor.rowcount == 1:
+                    claimed.add(delivery_id)
+            return claimed
 
     def flush(self) -> None:
-        if self.outcome is not None:
+        if self.outcomes:
             with transaction.atomic(), connection.cursor() as cursor:
-                self._write_outcome(cursor)
+                self._write_outcomes(cursor)
 
-    def _write_outcome(self, cursor) -> None:
-        if self.outcome is not None:
-            cursor.execute(self.outcome_sql, self.outcome)
-            self.outcome = None
+    def _write_outcomes(self, cursor) -> None:
+        if self.outcomes:
+            cursor.executemany(self.outcome_sql, self.outcomes)
+            self.outcomes = []
 
 
 def refresh_notification(notification_id: int) -> None:
@@ -284,9 +304,7 @@ def refresh_notification(notification_id: int) -> None:
         f"{counts.get(status, 0)} {status}"
         for status in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
     )
-    TaskRecord.objects.filter(pk=notification.record_id).exclude(
-        status__in=FINISHED_STATUSES
-    ).update(
+    TaskRecord.objects.filter(pk=notification.record_id).unfinished().update(
         progress_done=total - unfinished,
         progress_total=total,
         message=summary,
@@ -298,7 +316,7 @@ def refresh_notification(notification_id: int) -> None:
         finish(notification.record_id, TaskStatus.SUCCEEDED, message=summary)
         return
     batches = TaskRecord.objects.filter(parent_id=notification.record_id, kind=KIND_SEND)
-    if not batches.exclude(status__in=FINISHED_STATUSES).exists():
+    if not batches.unfinished().exists():
         failed = batches.filter(status=TaskStatus.FAILED).order_by("-finished_at").first()
         if failed is not None:
             TaskRecord.objects.filter(pk=notification.record_id).update(
