@@ -5,6 +5,7 @@ import json
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from wagtail.models import Page
 
 from tests.conftest import publish
 from tests.testapp.tasks import count_to, explode, give_up
@@ -138,3 +139,17 @@ def test_queue_and_priority_come_from_settings(run_tasks, settings):
     record.refresh_from_db()
     assert (record.queue_name, record.status) == ("mail", TaskStatus.QUEUED)
     assert record.backend_task_id == str(result.id)
+
+
+def test_work_about_a_page_is_found_whether_it_was_given_specific_or_not(run_tasks, article):
+    # The notification's fan-out is enqueued with the specific page, its send batches with the
+    # base Page: both are recorded as a Page, so one lookup by id finds all of them.
+    with run_tasks():
+        specific = enqueue(count_to, 1, target=article)
+        base = enqueue(count_to, 1, target=Page.objects.get(pk=article.pk))
+    other = enqueue(count_to, 1, target=article.get_parent())
+    found = TaskRecord.objects.for_target(article)
+    assert set(found) == {specific, base}
+    assert set(TaskRecord.objects.for_target(Page.objects.get(pk=article.pk))) == {specific, base}
+    assert other not in found
+    assert specific.target_content_type.model_class() is Page

@@ -18,12 +18,35 @@ class TaskStatus(models.TextChoices):
 FINISHED_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
+def target_content_type(obj: models.Model) -> ContentType:
+    """The content type a target is recorded under: the root of multi-table inheritance.
+
+    A page is recorded as a ``Page`` whether the caller held the specific page or not, so
+    that all the work about one page is found with one lookup by its id.
+    """
+    parents = obj._meta.get_parent_list()
+    return ContentType.objects.get_for_model(parents[-1] if parents else obj)
+
+
+class TaskRecordQuerySet(models.QuerySet):
+    def for_target(self, obj: models.Model) -> "TaskRecordQuerySet":
+        return self.filter(
+            target_content_type=target_content_type(obj), target_object_id=str(obj.pk)
+        )
+
+    def unfinished(self) -> "TaskRecordQuerySet":
+        return self.exclude(status__in=FINISHED_STATUSES)
+
+
 class TaskRecord(models.Model):
     """A unit of background work as wagtail_tasks sees it, whatever the backend.
 
     Created (QUEUED) in the same transaction as the change that asked for the work; the task
     body moves it through RUNNING to a finished status and reports progress on it.
     """
+
+    # Bookkeeping, not content: Wagtail's reference index (and its task per save) skips it.
+    wagtail_reference_index_ignore = True
 
     kind = models.CharField(_("kind"), max_length=64, db_index=True)
     parent = models.ForeignKey(
@@ -72,6 +95,8 @@ class TaskRecord(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskRecordQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("background task")

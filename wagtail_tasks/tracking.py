@@ -18,13 +18,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from wagtail_tasks import conf
-from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus
+from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus, target_content_type
 from wagtail_tasks.task_api import task_backends
 
 logger = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def enqueue(
     record = TaskRecord.objects.create(
         kind=kind,
         parent=parent,
-        target_content_type=ContentType.objects.get_for_model(target) if target else None,
+        target_content_type=target_content_type(target) if target else None,
         target_object_id=str(target.pk) if target else "",
         target_repr=str(target)[:255] if target else "",
         site=site,

@@ -30,6 +30,9 @@ class SubscriptionQuerySet(models.QuerySet):
 class Subscription(models.Model):
     """Someone who wants an email when ``page`` (and, optionally, a page below it) goes live."""
 
+    # Our bookkeeping, not content: Wagtail's reference index (and its task per save) skips it.
+    wagtail_reference_index_ignore = True
+
     page = models.ForeignKey(
         "wagtailcore.Page", on_delete=models.CASCADE, related_name="+", verbose_name=_("page")
     )
@@ -92,6 +95,9 @@ class Notification(models.Model):
     At most one per (page, revision): duplicate signals and double clicks collapse into it.
     """
 
+    # Our bookkeeping, not content: Wagtail's reference index (and its task per save) skips it.
+    wagtail_reference_index_ignore = True
+
     page = models.ForeignKey(
         "wagtailcore.Page", null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -139,6 +145,9 @@ UNFINISHED_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 
 class Delivery(models.Model):
     """One email of one notification to one address; its unique key makes sending idempotent."""
+
+    # Our bookkeeping, not content: Wagtail's reference index (and its task per save) skips it.
+    wagtail_reference_index_ignore = True
 
     notification = models.ForeignKey(
         Notification, on_delete=models.CASCADE, related_name="deliveries"
