@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from django.db import connection
@@ -36,14 +37,16 @@ def worker_env(smtp_port: int, batch_size: int = 100) -> dict[str, str]:
     return env
 
 
-def worker_command(*extra: str) -> list[str]:
+def worker_command(
+    *extra: str, backend: str = "database", launcher: Sequence[str] | None = None
+) -> list[str]:
+    """The django-tasks-db worker on every queue, polling fast. ``launcher`` replaces
+    ``python -m django`` (it must run the management command named by its arguments)."""
     return [
-        sys.executable,
-        "-m",
-        "django",
+        *(launcher or (sys.executable, "-m", "django")),
         "db_worker",
         "--backend",
-        "database",
+        backend,
         "--queue-name",
         "*",
         "--no-startup-delay",

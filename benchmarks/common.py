@@ -1,0 +1,261 @@
+"""Shared setup for the benchmark scripts: settings, a fresh database, pages, subscribers,
+real ``db_worker`` processes and an SMTP sink.
+
+Import this module before anything that touches Django, then call :func:`setup`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "var" / "bench"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def setup(name: str, **env: str) -> Path:
+    """Point Django at a fresh SQLite file var/bench/<name>.sqlite3, set up Django, migrate.
+
+    ``env`` adds WAGTAIL_TASKS_BENCH_* variables (read by benchmarks/settings.py) for this
+    process; :func:`worker_env` passes the same database to worker processes.
+    """
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    db_path = BENCH_DIR / f"{name}.sqlite3"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    os.environ["WAGTAIL_TASKS_BENCH_DB"] = str(db_path)
+    os.environ.update(env)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    print(
+        f"(fresh database {db_path.relative_to(ROOT)} migrated in "
+        f"{time.perf_counter() - started:.1f} s)",
+        flush=True,
+    )
+    return db_path
+
+
+def print_header(title: str, description: str = "") -> None:
+    import django
+    import wagtail
+
+    line = "=" * 78
+    print(line)
+    print(title)
+    if description:
+        print(description)
+    print(line)
+    try:
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    print(
+        f"Python {platform.python_version()} | Django {django.get_version()} | "
+        f"Wagtail {wagtail.__version__} | SQLite {sqlite3.sqlite_version} | "
+        f"CPUs {os.cpu_count()} | load avg {load}"
+    )
+    print(f"Platform: {platform.platform()}")
+    print(f"Code: {code_version()}")
+    print(line, flush=True)
+
+
+def code_version() -> str:
+    """The git commit, plus a short hash of every uncommitted file under wagtail_tasks/.
+
+    Others change the package while benchmarks run: this says which code was measured.
+    """
+    import hashlib
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.rstrip("\n")
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    changed = [
+        line[3:]
+        for line in git("status", "--porcelain", "--", "wagtail_tasks").splitlines()
+        if line[3:].endswith(".py")
+    ]
+    if not changed:
+        return f"git {head}, wagtail_tasks/ clean"
+    parts = []
+    for name in changed:
+        path = ROOT / name
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8] if path.is_file() else "gone"
+        parts.append(f"{name.removeprefix('wagtail_tasks/')}@{digest}")
+    return f"git {head} + uncommitted: {', '.join(parts)}"
+
+
+# --- Pages and subscribers -------------------------------------------------------------------
+
+
+def home_page():
+    from wagtail.models import Page
+
+    return Page.objects.get(depth=2)
+
+
+def make_section(title: str, parent=None):
+    from tests.testapp.models import SectionPage
+
+    parent = parent or home_page()
+    section = SectionPage(title=title, live=True)
+    parent.add_child(instance=section)
+    return section
+
+
+def make_draft_article(section, title: str):
+    """A never-published ArticlePage under ``section``: publishing it notifies."""
+    from tests.testapp.models import ArticlePage
+
+    article = ArticlePage(title=title, live=False, body="<p>Some text.</p>")
+    section.add_child(instance=article)
+    return article
+
+
+def add_subscribers(page, count: int, prefix: str = "reader") -> None:
+    """``count`` confirmed subscriptions to ``page`` (and the pages below it), fast."""
+    from django.utils import timezone
+
+    from wagtail_tasks.notifications.models import Subscription, SubscriptionStatus
+
+    now = timezone.now()
+    batch = 2000
+    for start in range(0, count, batch):
+        Subscription.objects.bulk_create(
+            [
+                Subscription(
+                    page_id=page.pk,
+                    email=f"{prefix}{n}@example.com",
+                    status=SubscriptionStatus.CONFIRMED,
+                    include_descendants=True,
+                    confirmed_at=now,
+                )
+                for n in range(start, min(start + batch, count))
+            ]
+        )
+
+
+def publish(page):
+    """Publish the latest draft as the editor does in code: new revision, then publish.
+
+    Committed on return: the fan-out task is a row in the database backend's queue.
+    """
+    revision = page.save_revision()
+    revision.publish()
+    page.refresh_from_db()
+    return revision
+
+
+# --- Worker processes ------------------------------------------------------------------------
+
+
+def worker_env(**bench_env: str | int) -> dict[str, str]:
+    """Environment for a subprocess that uses the same settings and database as this one."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    for key, value in bench_env.items():
+        env[f"WAGTAIL_TASKS_BENCH_{key.upper()}"] = str(value)
+    return env
+
+
+def worker_command(*extra: str, launcher: Sequence[str] | None = None) -> list[str]:
+    """The real django-tasks-db worker, as the tests run it, on the ``default`` backend."""
+    from tests.worker import worker_command
+
+    return worker_command(*extra, backend="default", launcher=launcher)
+
+
+def start_worker(
+    env: dict[str, str],
+    log_name: str,
+    *extra: str,
+    launcher: Sequence[str] | None = None,
+    batch: bool = True,
+) -> subprocess.Popen:
+    """Start one ``db_worker``; output to a log file.
+
+    With ``batch`` it drains the queue and exits; without, it runs until :func:`stop_worker`.
+    """
+    log = open(BENCH_DIR / f"{log_name}.log", "w")  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(
+        worker_command(*(["--batch"] if batch else []), *extra, launcher=launcher),
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    process.log_file = log  # type: ignore[attr-defined]
+    return process
+
+
+def finish_worker(process: subprocess.Popen, timeout: float = 300) -> None:
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        process.log_file.close()  # type: ignore[attr-defined]
+    if process.returncode != 0:
+        log = Path(process.log_file.name).read_text()[-3000:]  # type: ignore[attr-defined]
+        raise RuntimeError(f"worker exited with {process.returncode}:\n{log}")
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    """Stop a long-running worker the way a process manager does (SIGTERM), and check it."""
+    process.terminate()
+    finish_worker(process, timeout=60)
+
+
+def wait_for_messages(sink, expected: int, process: subprocess.Popen, timeout: float = 600) -> bool:
+    """Wait until the sink has ``expected`` messages; give up early if the worker has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sink.count >= expected:
+            return True
+        if process.poll() is not None:
+            # Exited: anything still in flight arrives within a moment, or never.
+            return sink.wait_for(expected, timeout=2)
+        time.sleep(0.02)
+    return sink.count >= expected
+
+
+def check_worker_log(log_name: str) -> list[str]:
+    """Lines of a worker log that report a failed task (there should be none)."""
+    text = (BENCH_DIR / f"{log_name}.log").read_text()
+    return [line for line in text.splitlines() if "FAILED" in line or "Traceback" in line]
+
+
+# --- Figures ---------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt_list(values: Sequence[float], fmt: str = "{:.1f}") -> str:
+    return "[" + ", ".join(fmt.format(v) for v in values) + "]"
+
+
+def verdict(ok: bool, text: str) -> None:
+    print(f"VERDICT: {'PASS' if ok else 'FAIL'} - {text}", flush=True)
