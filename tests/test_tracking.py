@@ -1,10 +1,12 @@
 """The one enqueue path and the tracking rows every task reports on."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from wagtail.models import Page
 
 from tests.conftest import publish
@@ -153,3 +155,76 @@ def test_work_about_a_page_is_found_whether_it_was_given_specific_or_not(run_tas
     assert set(TaskRecord.objects.for_target(Page.objects.get(pk=article.pk))) == {specific, base}
     assert other not in found
     assert specific.target_content_type.model_class() is Page
+
+
+def test_a_row_keeps_what_a_retry_needs_and_nothing_personal(run_tasks):
+    with run_tasks():
+        record = enqueue(count_to, 3)
+    record.refresh_from_db()
+    assert record.task_path == "tests.testapp.tasks.count_to"
+    assert (record.group, record.args) == ("notifications", [3])
+
+
+def test_a_failed_enqueue_is_retried_once_the_backend_is_back(run_tasks, settings):
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "no-such-backend"}}
+    with run_tasks():
+        record = enqueue(count_to, 4)
+    record.refresh_from_db()
+    assert record.status == TaskStatus.FAILED
+
+    settings.WAGTAIL_TASKS = {}  # the configuration is mended: the retry takes the new route
+    with run_tasks():
+        assert tracking.requeue(record) is True
+        assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.QUEUED
+    record.refresh_from_db()
+    assert (record.status, record.error, record.backend_alias) == (
+        TaskStatus.SUCCEEDED,
+        "",
+        "default",
+    )
+    assert (record.progress_done, record.attempts) == (4, 1)
+
+
+def test_a_failed_task_is_retried_and_its_error_cleared(run_tasks):
+    with run_tasks():
+        record = enqueue(explode, "down for now")
+    with run_tasks():
+        assert tracking.requeue(TaskRecord.objects.get(pk=record.pk)) is True
+    record.refresh_from_db()
+    # It fails again (the same body), as a second attempt on the same row.
+    assert (record.status, record.attempts) == (TaskStatus.FAILED, 2)
+    assert record.error.startswith("ValueError: down for now")
+
+
+@pytest.mark.parametrize("status", [TaskStatus.SUCCEEDED, TaskStatus.RUNNING, TaskStatus.QUEUED])
+def test_only_failed_rows_are_retried(run_tasks, status):
+    with run_tasks():
+        record = enqueue(count_to, 1)
+    TaskRecord.objects.filter(pk=record.pk).update(status=status)
+    with run_tasks() as callbacks:
+        assert tracking.requeue(TaskRecord.objects.get(pk=record.pk)) is False
+    assert callbacks == []
+    assert TaskRecord.objects.get(pk=record.pk).status == status
+
+
+def test_a_retry_is_deferred_only_where_the_backend_supports_it(run_tasks, settings):
+    later = timezone.now() + timedelta(minutes=5)
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "dummy"}}
+    backend = task_backends["dummy"]
+    backend.clear()
+    with run_tasks():
+        record = enqueue(count_to, 1)
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.FAILED)
+    with run_tasks():
+        tracking.requeue(TaskRecord.objects.get(pk=record.pk), run_after=later)
+    first, retried = backend.results
+    assert first.task.run_after is None
+    assert retried.task.run_after == later
+    assert list(retried.args) == [record.pk, 1]
+
+    # The in-process backend cannot defer: the retry runs at once rather than never.
+    settings.WAGTAIL_TASKS = {}
+    TaskRecord.objects.filter(pk=record.pk).update(status=TaskStatus.FAILED)
+    with run_tasks():
+        tracking.requeue(TaskRecord.objects.get(pk=record.pk), run_after=later)
+    assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.SUCCEEDED

@@ -39,10 +39,13 @@ class Route:
     priority: int = 0
 
 
-# The kinds of work and the route group each belongs to.
+# The route groups: each kind of work is enqueued where its group is configured.
 NOTIFICATIONS = "notifications"  # fan-out of a publish to its subscribers
-SENDING = "sending"  # the emails themselves: batches and confirmations
-ROUTE_GROUPS = (NOTIFICATIONS, SENDING)
+SENDING = "sending"  # the subscriber emails themselves: batches and confirmations
+SEARCH = "search"  # search index updates
+REPORTS = "reports"  # report files generated from the admin
+EMAIL = "email"  # any email the site sends through the task email backend
+ROUTE_GROUPS = (NOTIFICATIONS, SENDING, SEARCH, REPORTS, EMAIL)
 
 
 def route_for(group: str) -> Route:

@@ -73,6 +73,12 @@ class TaskRecord(models.Model):
         related_name="+",
     )
 
+    # What to enqueue again on a retry: the task's import path, its route group in
+    # WAGTAIL_TASKS and its arguments (ids and plain JSON only, never personal data).
+    task_path = models.CharField(max_length=255, blank=True)
+    group = models.CharField(max_length=32, blank=True)
+    args = models.JSONField(default=list, blank=True)
+
     backend_alias = models.CharField(_("backend"), max_length=100, blank=True)
     queue_name = models.CharField(_("queue"), max_length=100, blank=True)
     backend_task_id = models.CharField(max_length=255, blank=True)

@@ -16,11 +16,13 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from wagtail_tasks import conf
 from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus, target_content_type
@@ -63,6 +65,9 @@ def enqueue(
         backend_alias=route.backend,
         queue_name=route.queue,
         progress_total=total,
+        task_path=task.module_path,
+        group=group,
+        args=list(args),
     )
     transaction.on_commit(
         functools.partial(send_to_backend, record.pk, task, args, route), robust=True
@@ -70,7 +75,47 @@ def enqueue(
     return record
 
 
-def send_to_backend(record_id: int, task: Any, args: Sequence[Arg], route: conf.Route) -> None:
+RETRYABLE_STATUSES = (TaskStatus.FAILED,)
+
+
+def requeue(record: TaskRecord, run_after: datetime | None = None) -> bool:
+    """Enqueue a failed row's task again, with the same arguments, after commit.
+
+    The row goes back to QUEUED on the route its group has now (the configuration may have
+    changed since). Its task must be idempotent, as every tracked task is: whatever the first
+    attempt finished is not done twice. ``run_after`` defers it where the backend
+    ``supports_defer``; elsewhere it is enqueued at once. Returns False, doing nothing, if the
+    row is not failed (another retry got there first) or has no task to run.
+    """
+    if not record.task_path:
+        return False
+    route = conf.route_for(record.group)
+    updated = TaskRecord.objects.filter(pk=record.pk, status__in=RETRYABLE_STATUSES).update(
+        status=TaskStatus.QUEUED,
+        error="",
+        message="",
+        finished_at=None,
+        backend_alias=route.backend,
+        queue_name=route.queue,
+    )
+    if not updated:
+        return False
+    record.refresh_from_db()
+    task = import_string(record.task_path)
+    transaction.on_commit(
+        functools.partial(send_to_backend, record.pk, task, record.args, route, run_after),
+        robust=True,
+    )
+    return True
+
+
+def send_to_backend(
+    record_id: int,
+    task: Any,
+    args: Sequence[Arg],
+    route: conf.Route,
+    run_after: datetime | None = None,
+) -> None:
     """Hand one tracked task to its backend. Runs after commit; never raises.
 
     A failure to enqueue (backend down, bad configuration) is written on the tracking row, so
@@ -81,6 +126,8 @@ def send_to_backend(record_id: int, task: Any, args: Sequence[Arg], route: conf.
         options: dict[str, Any] = {"backend": route.backend, "queue_name": route.queue}
         if route.priority and backend.supports_priority:
             options["priority"] = route.priority
+        if run_after is not None and backend.supports_defer:
+            options["run_after"] = run_after
         result = task.using(**options).enqueue(record_id, *args)
     except Exception as exc:
         logger.exception("Could not enqueue %s (tracking row %s)", task, record_id)
