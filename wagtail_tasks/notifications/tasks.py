@@ -15,8 +15,10 @@ from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from wagtail_tasks import conf
+from wagtail_tasks.kinds import register_kind
 from wagtail_tasks.models import TaskRecord, TaskStatus
 from wagtail_tasks.notifications.emails import (
     MessageBuilder,
@@ -38,9 +40,9 @@ from wagtail_tasks.tracking import TaskCancelled, TaskRun, enqueue, finish, trac
 
 logger = logging.getLogger(__name__)
 
-KIND_NOTIFY = "notification"
-KIND_SEND = "notification.send"
-KIND_CONFIRM = "subscription.confirm"
+KIND_NOTIFY = register_kind("notification", _("Subscriber notification"))
+KIND_SEND = register_kind("notification.send", _("Notification emails"))
+KIND_CONFIRM = register_kind("subscription.confirm", _("Subscription confirmation"))
 
 
 def live_page_or_cancel(notification: Notification):
