@@ -11,6 +11,8 @@ class WagtailTasksConfig(AppConfig):
     def ready(self) -> None:
         from wagtail.signals import page_published
 
+        # Importing the task modules registers their kinds (wagtail_tasks.kinds).
+        from wagtail_tasks.notifications import tasks  # noqa: F401
         from wagtail_tasks.notifications.policy import on_page_published
 
         page_published.connect(on_page_published, dispatch_uid="wagtail_tasks.notify")
