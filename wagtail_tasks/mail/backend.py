@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
@@ -90,7 +91,13 @@ def default_connection() -> Any:
 def inner_connection(mailer: str = "") -> Any:
     """The backend that really sends: a MAILERS alias (Django 6.1+), else the setting."""
     if mailer:
-        connection = mail.mailers[mailer]
+        mailers = getattr(mail, "mailers", None)
+        if mailers is None:
+            raise ImproperlyConfigured(
+                f"TaskEmailBackend's 'mailer' option ({mailer!r}) names a MAILERS alias, "
+                "which needs Django 6.1 or later; use WAGTAIL_TASKS_MAIL_BACKEND."
+            )
+        connection = mailers[mailer]
     else:
         connection = import_string(conf.get("WAGTAIL_TASKS_MAIL_BACKEND"))(fail_silently=False)
     if is_task_backend(connection):
