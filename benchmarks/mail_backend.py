@@ -103,7 +103,8 @@ def main() -> None:
         smtp_ms = common.median(times[(action, "smtp")])
         ratios[action] = task_ms / smtp_ms
         print(
-            f"{labels[action]}: task / smtp = {ratios[action]:.3f} ({task_ms:.1f} vs {smtp_ms:.1f} ms)"
+            f"{labels[action]}: task / smtp = {ratios[action]:.3f} "
+            f"({task_ms:.1f} vs {smtp_ms:.1f} ms)"
         )
     print(
         f"sent directly over SMTP while timing: {direct}; queued by the task backend: {queued}; "
