@@ -136,6 +136,19 @@ def test_a_message_that_cannot_be_serialised_fails_in_the_caller(sink, run_tasks
     assert sink.count == 0
 
 
+def test_a_refused_call_leaves_no_stored_attachment_behind(sink, settings):
+    settings.WAGTAIL_TASKS_MAIL_INLINE_LIMIT = 10
+    big = plain_message()
+    big.attach("big.bin", PNG, "application/octet-stream")
+    bad = plain_message()
+    bad.body = 42
+    folder = Path(mail_storage().location)
+    before = set(folder.iterdir()) if folder.exists() else set()
+    with pytest.raises(MessageNotSerializable):
+        mail.get_connection().send_messages([big, bad])
+    assert set(folder.iterdir()) == before
+
+
 def test_fail_silently_skips_only_the_bad_message(sink, run_tasks):
     bad = plain_message()
     bad.body = b"bytes body"

@@ -61,15 +61,28 @@ class TaskEmailBackend(BaseEmailBackend):
             return 0
         limit = conf.get("WAGTAIL_TASKS_MAIL_INLINE_LIMIT")
         payloads = []
-        for message in email_messages:
-            if not message.recipients():
-                continue  # as Django's backends do: nobody to send to
-            try:
-                payloads.append(serialization.serialize(message, storage.save, limit))
-            except MessageNotSerializable:
-                if not self.fail_silently:
-                    raise
-                logger.exception("Email not queued: it cannot be serialised")
+        stored: list[str] = []  # removed again if this call queues nothing
+
+        def store(content: bytes) -> str:
+            stored.append(storage.save(content))
+            return stored[-1]
+
+        try:
+            for message in email_messages:
+                if not message.recipients():
+                    continue  # as Django's backends do: nobody to send to
+                kept = len(stored)
+                try:
+                    payloads.append(serialization.serialize(message, store, limit))
+                except MessageNotSerializable:
+                    if not self.fail_silently:
+                        raise
+                    storage.delete(stored[kept:])
+                    del stored[kept:]
+                    logger.exception("Email not queued: it cannot be serialised")
+        except BaseException:
+            storage.delete(stored)
+            raise
         with transaction.atomic():
             for payload in payloads:
                 queue_message(payload, self.mailer)
