@@ -276,7 +276,7 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
             run.run_after_finish()
             return None
         except RetryLater as retry:
-            if not retry_later(run, retry):
+            if not reschedule(run, retry):
                 run.run_after_finish()
             return None
         except Exception as exc:
@@ -297,7 +297,7 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
     return wrapper
 
 
-def retry_later(run: TaskRun, retry: RetryLater) -> bool:
+def reschedule(run: TaskRun, retry: RetryLater) -> bool:
     """Requeue a running row ``retry.delay`` seconds from now; False if it failed instead."""
     record = run.record
     route = conf.route_for(record.group)

@@ -245,6 +245,19 @@ def test_a_temporary_failure_is_retried_with_backoff_then_sent_once(settings, du
     assert record.status == TaskStatus.SUCCEEDED and record.attempts == 3
 
 
+def test_a_row_waiting_for_its_retry_shows_the_last_error(settings, dummy, run_tasks):
+    through_tasks(settings, free_port())  # nothing listens: connection refused
+    with run_tasks():
+        plain_message().send()
+    with run_tasks():
+        send_queued_email.call(*dummy.results[0].args)
+    record = TaskRecord.objects.get()
+    assert record.status == TaskStatus.QUEUED and record.attempts == 1
+    assert record.message.startswith("Attempt 1 failed, retrying at ")
+    assert record.message.endswith("ConnectionRefusedError: [Errno 111] Connection refused")
+    assert record.error.startswith("ConnectionRefusedError:") and "Traceback" in record.error
+
+
 def test_retries_stop_after_the_configured_number(settings, dummy, run_tasks):
     settings.WAGTAIL_TASKS_MAIL_RETRIES = 2
     through_tasks(settings, free_port())  # nothing listens: connection refused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import traceback
 
 from django.utils.translation import gettext_lazy as _
 
@@ -61,7 +62,8 @@ def send_queued_email(run: TaskRun, queued_email_id: int) -> None:
             connection.send_messages([message])
     except Exception as exc:
         if is_temporary(exc) and run.attempt <= conf.get("WAGTAIL_TASKS_MAIL_RETRIES"):
-            run.retry_later(retry_delay(run.attempt), describe(exc))
+            error = f"{describe(exc)}\n\n{traceback.format_exc()}"
+            run.retry_later(retry_delay(run.attempt), describe(exc), error)
         raise
     files = serialization.stored_names(queued.payload)
     queued.delete()
