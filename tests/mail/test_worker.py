@@ -5,11 +5,13 @@ import subprocess
 import time
 
 import pytest
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, send_mail
 
 from sandbox.mailsink import MailSink, free_port
-from tests.worker import ROOT, worker_command, worker_env
+from tests.mail.helpers import PNG
+from tests.worker import ROOT, drain, worker_command, worker_env
 from wagtail_tasks.mail.models import QueuedEmail
+from wagtail_tasks.mail.storage import mail_storage
 from wagtail_tasks.models import TaskRecord, TaskStatus
 
 pytestmark = [
@@ -58,3 +60,22 @@ def test_a_failing_then_recovering_server_gets_each_message_exactly_once(setting
         output, _ = worker.communicate(timeout=30)
     assert all(attempts >= 3 for attempts in done.values_list("attempts", flat=True)), output
     assert not QueuedEmail.objects.exists()
+
+
+def test_a_worker_process_sends_a_large_attachment_from_the_private_storage(settings):
+    settings.EMAIL_BACKEND = "wagtail_tasks.mail.TaskEmailBackend"
+    settings.WAGTAIL_TASKS = {"email": {"backend": "database"}}
+    content = PNG * 200  # 400 KB, over the 256 KB inline limit
+    message = EmailMessage("Report", "Attached.", None, ["ann@example.com"])
+    message.attach("report.bin", content, "application/octet-stream")
+    message.send()
+    (name,) = [a["content"]["file"] for a in QueuedEmail.objects.get().payload["attachments"]]
+    assert mail_storage().exists(name)
+
+    with MailSink() as sink:
+        drain(worker_env(sink.port))
+        assert sink.count == 1
+        part = next(p for p in sink.messages[0].walk() if p.get_filename() == "report.bin")
+        assert part.get_payload(decode=True) == content
+    assert not mail_storage().exists(name) and not QueuedEmail.objects.exists()
+    assert TaskRecord.objects.get().status == TaskStatus.SUCCEEDED
