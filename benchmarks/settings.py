@@ -45,6 +45,7 @@ TASKS = {
 WAGTAIL_TASKS = {
     "notifications": {"backend": "default"},
     "sending": {"backend": os.environ.get("WAGTAIL_TASKS_BENCH_SENDING", "default")},
+    "email": {"backend": "default"},
 }
 WAGTAIL_TASKS_SEND_BATCH_SIZE = int(os.environ.get("WAGTAIL_TASKS_BENCH_BATCH_SIZE", 100))
 

@@ -9,6 +9,7 @@ test suite and benchmarks (messages kept in memory and counted).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email
 import email.policy
 import signal
@@ -33,6 +34,8 @@ class MailSink:
 
     ``refuse`` is a set of addresses answered with 550 at RCPT, to test refused recipients.
     ``keep_messages=False`` only counts (for benchmarks that send many thousands).
+    ``temporary_failures`` answers the first N messages with 451 (try again later), and
+    ``accept_delay`` waits that many seconds before accepting each message (a slow server).
     """
 
     def __init__(
@@ -42,12 +45,17 @@ class MailSink:
         folder: Path | str | None = None,
         refuse: set[str] | None = None,
         keep_messages: bool = True,
+        temporary_failures: int = 0,
+        accept_delay: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port or free_port()
         self.folder = Path(folder) if folder else None
         self.refuse = {address.lower() for address in refuse or ()}
         self.keep_messages = keep_messages
+        self.temporary_failures = temporary_failures
+        self.accept_delay = accept_delay
+        self.refused_count = 0
         self.messages: list[EmailMessage] = []
         self.recipients: list[str] = []
         self.count = 0
@@ -70,6 +78,12 @@ class MailSink:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
+        with self._lock:
+            if self.refused_count < self.temporary_failures:
+                self.refused_count += 1
+                return "451 4.3.0 Try again later"
+        if self.accept_delay:
+            await asyncio.sleep(self.accept_delay)
         with self._lock:
             self.count += 1
             number = self.count

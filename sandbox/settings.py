@@ -124,7 +124,10 @@ WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "odt", "pdf", "txt", "xlsx", "zip"]
 TASKS = {"default": {"BACKEND": os.environ.get("TASKS_BACKEND", DATABASE_BACKEND)}}
 
 # Email goes to the local mail sink (python -m sandbox.mailsink), which saves .eml files.
-EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# The site's own emails (password resets, moderation) are queued and sent by the worker
+# (the task email backend); subscriber notifications, already in tasks, use SMTP directly.
+EMAIL_BACKEND = "wagtail_tasks.mail.TaskEmailBackend"
+WAGTAIL_TASKS_MAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", os.environ.get("SMTP_PORT", "1025")))
 EMAIL_TIMEOUT = 10

@@ -10,7 +10,7 @@ from django.utils import timezone
 from wagtail.models import Page
 
 from tests.conftest import publish
-from tests.testapp.tasks import count_to, explode, give_up
+from tests.testapp.tasks import count_to, explode, flaky, give_up
 from wagtail_tasks import tracking
 from wagtail_tasks.models import TaskRecord, TaskStatus
 from wagtail_tasks.notifications.models import Notification
@@ -228,3 +228,50 @@ def test_a_retry_is_deferred_only_where_the_backend_supports_it(run_tasks, setti
     with run_tasks():
         tracking.requeue(TaskRecord.objects.get(pk=record.pk), run_after=later)
     assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.SUCCEEDED
+
+
+def test_retry_later_requeues_the_row_deferred_on_a_backend_that_can_defer(run_tasks, settings):
+    settings.WAGTAIL_TASKS = {"notifications": {"backend": "dummy"}}
+    backend = task_backends["dummy"]
+    backend.clear()
+    with run_tasks():
+        record = enqueue(flaky, 3)
+    first = backend.results[-1]
+    before = timezone.now()
+    with run_tasks():
+        flaky.call(*first.args)  # the worker runs attempt 1
+    record.refresh_from_db()
+    assert record.status == TaskStatus.QUEUED and record.attempts == 1
+    assert record.message.startswith("Attempt 1 failed, retrying at ")
+    assert record.message.endswith("not yet (attempt 1)")
+    assert record.error == "the last error"  # visible while it waits
+    assert len(backend.results) == 2
+    retry = backend.results[-1]
+    assert retry.args == first.args  # ids only, the same ones
+    run_after = retry.task.run_after
+    assert before + timedelta(seconds=29) < run_after < timezone.now() + timedelta(seconds=31)
+
+    with run_tasks():
+        flaky.call(*retry.args)  # attempt 2: deferred again
+        flaky.call(*backend.results[-1].args)  # attempt 3 succeeds
+    record.refresh_from_db()
+    assert record.status == TaskStatus.SUCCEEDED and record.attempts == 3
+    assert record.error == "" and len(backend.results) == 3
+
+
+def test_retry_later_without_defer_fails_the_row_instead_of_looping(run_tasks):
+    # The in-process backend cannot defer: retrying at once would run inside this very call.
+    assert not task_backends["default"].supports_defer
+    with run_tasks():
+        record = enqueue(flaky, 2)
+    record.refresh_from_db()
+    assert record.status == TaskStatus.FAILED and record.attempts == 1
+    assert record.message == (
+        "Not retried automatically (backend 'default' cannot defer): not yet (attempt 1)"
+    )
+    assert record.error == "the last error"
+    # Not lost: a person (or code) retries it, and attempt 2 succeeds.
+    with run_tasks():
+        assert tracking.requeue(record)
+    record.refresh_from_db()
+    assert record.status == TaskStatus.SUCCEEDED and record.attempts == 2

@@ -12,6 +12,7 @@ class WagtailTasksConfig(AppConfig):
         from wagtail.signals import page_published
 
         # Importing the task modules registers their kinds (wagtail_tasks.kinds).
+        from wagtail_tasks.mail import tasks as mail_tasks  # noqa: F401
         from wagtail_tasks.notifications import tasks  # noqa: F401
         from wagtail_tasks.notifications.policy import on_page_published
 

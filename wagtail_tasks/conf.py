@@ -21,6 +21,17 @@ DEFAULTS: dict[str, Any] = {
     "WAGTAIL_TASKS_FROM_EMAIL": None,
     # Base URL for links in emails when no Wagtail Site can provide one (e.g. "https://example.com").
     "WAGTAIL_TASKS_BASE_URL": None,
+    # The task email backend (wagtail_tasks.mail.TaskEmailBackend): the backend a worker
+    # sends with, when no MAILERS alias is given in its OPTIONS ("mailer", Django 6.1+).
+    "WAGTAIL_TASKS_MAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    # Retries of a temporary SMTP failure (4xx, connection refused or lost) per message.
+    "WAGTAIL_TASKS_MAIL_RETRIES": 5,
+    # Seconds before the first retry; each further retry waits twice as long.
+    "WAGTAIL_TASKS_MAIL_RETRY_DELAY": 60,
+    # Attachments larger than this (bytes) go to the private storage instead of the row.
+    "WAGTAIL_TASKS_MAIL_INLINE_LIMIT": 256 * 1024,
+    # STORAGES alias for those attachments; None: a private folder beside MEDIA_ROOT.
+    "WAGTAIL_TASKS_MAIL_STORAGE": None,
     # Per kind of work: the TASKS backend alias, queue name and priority to use.
     "WAGTAIL_TASKS": {},
 }

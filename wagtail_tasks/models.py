@@ -125,10 +125,11 @@ class TaskRecord(models.Model):
 
 
 # Models of the feature rooms live beside their code; importing them here registers them.
+from wagtail_tasks.mail.models import QueuedEmail  # noqa: E402
 from wagtail_tasks.notifications.models import (  # noqa: E402
     Delivery,
     Notification,
     Subscription,
 )
 
-__all__ = ["Delivery", "Notification", "Subscription", "TaskRecord", "TaskStatus"]
+__all__ = ["Delivery", "Notification", "QueuedEmail", "Subscription", "TaskRecord", "TaskStatus"]

@@ -16,8 +16,8 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 from django.db import models, transaction
 from django.db.models import F
@@ -87,13 +87,24 @@ def requeue(record: TaskRecord, run_after: datetime | None = None) -> bool:
     ``supports_defer``; elsewhere it is enqueued at once. Returns False, doing nothing, if the
     row is not failed (another retry got there first) or has no task to run.
     """
+    return _enqueue_again(record, RETRYABLE_STATUSES, run_after)
+
+
+def _enqueue_again(
+    record: TaskRecord,
+    from_statuses: Sequence[str],
+    run_after: datetime | None,
+    message: str = "",
+    error: str = "",
+) -> bool:
+    """Put a row back to QUEUED (only from ``from_statuses``) and enqueue its task after commit."""
     if not record.task_path:
         return False
     route = conf.route_for(record.group)
-    updated = TaskRecord.objects.filter(pk=record.pk, status__in=RETRYABLE_STATUSES).update(
+    updated = TaskRecord.objects.filter(pk=record.pk, status__in=from_statuses).update(
         status=TaskStatus.QUEUED,
-        error="",
-        message="",
+        error=error,
+        message=message[:255],
         finished_at=None,
         backend_alias=route.backend,
         queue_name=route.queue,
@@ -148,6 +159,23 @@ class TaskCancelled(Exception):
     """Raised inside a tracked task to stop it and mark its row CANCELLED, not FAILED."""
 
 
+class RetryLater(Exception):
+    """Raised inside a tracked task (see :meth:`TaskRun.retry_later`) to run it again later.
+
+    The row goes back to QUEUED with ``reason`` as its message and the task is enqueued
+    again with ``run_after`` now + ``delay`` seconds, on a backend that ``supports_defer``.
+    A backend that cannot defer would run it again at once (with the in-process backend,
+    inside this very call): there the row FAILS instead, with the reason, and
+    :func:`requeue` retries it when a person decides to. Never a busy loop, never lost.
+    """
+
+    def __init__(self, delay: float, reason: str, error: str = "") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+        self.error = error
+
+
 class TaskRun:
     """What a tracked task body gets: its tracking row and throttled progress reporting."""
 
@@ -192,6 +220,18 @@ class TaskRun:
             except Exception:
                 logger.exception("after_finish callback of tracking row %s failed", self.id)
 
+    @property
+    def attempt(self) -> int:
+        """This run's number: 1 for the first attempt, 2 for the first retry, ..."""
+        return self.record.attempts
+
+    def retry_later(self, delay: float, reason: str, error: str = "") -> NoReturn:
+        """Stop now and run this task again in ``delay`` seconds (see :class:`RetryLater`).
+
+        The caller decides whether attempts are left (:attr:`attempt`) and what the delay is.
+        """
+        raise RetryLater(delay, reason, error)
+
     def keep_running(self, message: str = "") -> None:
         """Leave the row RUNNING when the body returns: other tasks will finish it."""
         self.finish_later = True
@@ -235,6 +275,10 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
             finish(record_id, TaskStatus.CANCELLED, message=str(exc), run=run)
             run.run_after_finish()
             return None
+        except RetryLater as retry:
+            if not reschedule(run, retry):
+                run.run_after_finish()
+            return None
         except Exception as exc:
             finish(
                 record_id,
@@ -251,6 +295,32 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
         return value
 
     return wrapper
+
+
+def reschedule(run: TaskRun, retry: RetryLater) -> bool:
+    """Requeue a running row ``retry.delay`` seconds from now; False if it failed instead."""
+    record = run.record
+    route = conf.route_for(record.group)
+    if task_backends[route.backend].supports_defer:
+        run_after = timezone.now() + timedelta(seconds=retry.delay)
+        message = f"Attempt {run.attempt} failed, retrying at {run_after:%H:%M:%S}: {retry.reason}"
+        if _enqueue_again(record, [TaskStatus.RUNNING], run_after, message, retry.error):
+            return True
+    else:
+        logger.warning(
+            "Backend %r cannot defer; tracking row %s fails instead of retrying at once",
+            route.backend,
+            record.pk,
+        )
+    finish(
+        record.pk,
+        TaskStatus.FAILED,
+        message=f"Not retried automatically (backend {route.backend!r} cannot defer): "
+        f"{retry.reason}",
+        error=retry.error or retry.reason,
+        run=run,
+    )
+    return False
 
 
 def finish(

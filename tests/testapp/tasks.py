@@ -23,3 +23,12 @@ def explode(run: TaskRun, message: str) -> None:
 @tracked
 def give_up(run: TaskRun) -> None:
     raise TaskCancelled("Nothing left to do.")
+
+
+@task
+@tracked
+def flaky(run: TaskRun, succeed_on_attempt: int) -> int:
+    """Asks to be retried in 30 s until its attempt number reaches ``succeed_on_attempt``."""
+    if run.attempt < succeed_on_attempt:
+        run.retry_later(30, f"not yet (attempt {run.attempt})", error="the last error")
+    return run.attempt

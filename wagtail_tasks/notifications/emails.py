@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.html import strip_tags
@@ -33,9 +33,12 @@ def from_email() -> str:
 def open_connection() -> Any:
     """The site's configured email backend, opened once for a whole batch.
 
-    The one place that asks Django for a mail connection (Django 6.1 moves to MAILERS).
+    The one place that asks for a mail connection. These emails are sent from a task
+    already: when the site's backend is the task email backend, its inner backend sends.
     """
-    return get_connection(fail_silently=False)
+    from wagtail_tasks.mail.backend import sending_connection
+
+    return sending_connection()
 
 
 def base_url_for(page: Any) -> str:
