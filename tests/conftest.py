@@ -74,3 +74,13 @@ def publish(page, user=None):
     revision.publish(user=user)
     page.refresh_from_db()
     return revision
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Rate-limit counters live in the cache: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

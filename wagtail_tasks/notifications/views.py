@@ -8,9 +8,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from wagtail_tasks import conf
-from wagtail_tasks.notifications import tokens
+from wagtail_tasks.notifications import ratelimit, tokens
 from wagtail_tasks.notifications.forms import SubscribeForm
-from wagtail_tasks.notifications.models import Subscription, SubscriptionStatus
+from wagtail_tasks.notifications.models import Subscription, SubscriptionStatus, email_key
 from wagtail_tasks.tracking import enqueue
 
 TEMPLATES = "wagtail_tasks/notifications/"
@@ -22,6 +22,14 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         request.POST if request.method == "POST" else None,
         initial={"page": request.GET.get("page")},
     )
+    if request.method == "POST" and not ratelimit.allow(
+        "client",
+        ratelimit.client_address(request),
+        conf.get("WAGTAIL_TASKS_SUBSCRIBE_LIMIT_PER_CLIENT"),
+    ):
+        return render(
+            request, TEMPLATES + "subscribe.html", {"form": form, "too_many": True}, status=429
+        )
     if request.method == "POST" and form.is_valid():
         request_confirmation(
             form.cleaned_data["page"],
@@ -55,6 +63,12 @@ def request_confirmation(page, email: str, include_descendants: bool, user) -> N
                     page=page, email=email, include_descendants=include_descendants, user=user
                 )
             elif subscription.status == SubscriptionStatus.CONFIRMED:
+                return
+            if not ratelimit.allow(
+                "address", email_key(email), conf.get("WAGTAIL_TASKS_CONFIRM_LIMIT_PER_ADDRESS")
+            ):
+                # Enough confirmation emails for this address for now: the subscription waits,
+                # pending, and the visitor sees the usual answer (nothing to learn from it).
                 return
             else:
                 subscription.status = SubscriptionStatus.PENDING
@@ -107,8 +121,6 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     except tokens.InvalidToken as error:
         return invalid_link(request, error)
     if request.method == "POST" and subscription.status != SubscriptionStatus.UNSUBSCRIBED:
-        Subscription.objects.filter(pk=subscription.pk).update(
-            status=SubscriptionStatus.UNSUBSCRIBED, unsubscribed_at=timezone.now()
-        )
+        Subscription.objects.filter(pk=subscription.pk).unsubscribe()
         subscription.refresh_from_db()
     return render(request, TEMPLATES + "unsubscribe.html", {"subscription": subscription})
