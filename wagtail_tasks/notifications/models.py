@@ -4,7 +4,9 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models import Value
+from django.db.models.functions import Cast, Concat, Lower
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,9 +16,20 @@ class SubscriptionStatus(models.TextChoices):
     UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
 
+ERASED_REASON = "Details erased: the subscriber left."
+
+
 class SubscriptionQuerySet(models.QuerySet):
     def confirmed(self):
         return self.filter(status=SubscriptionStatus.CONFIRMED)
+
+    def unsubscribe(self) -> int:
+        """Unsubscribe these and erase what their delivery rows say about the address."""
+        count = self.exclude(status=SubscriptionStatus.UNSUBSCRIBED).update(
+            status=SubscriptionStatus.UNSUBSCRIBED, unsubscribed_at=timezone.now()
+        )
+        erase_delivery_details(self.values("pk"))
+        return count
 
     def for_page(self, page):
         """Subscriptions that cover ``page``: to it, or to an ancestor with its descendants."""
@@ -184,3 +197,15 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} ({self.status})"
+
+
+def erase_delivery_details(subscription_ids) -> int:
+    """Keep a departed subscriber's deliveries as counts only: no address hash, no reason text
+    (an SMTP answer or a validation message may quote the address)."""
+    deliveries = Delivery.objects.filter(subscription_id__in=subscription_ids).exclude(
+        reason=ERASED_REASON
+    )
+    return deliveries.update(
+        email_key=Concat(Value("erased:"), Cast("pk", models.CharField())),
+        reason=ERASED_REASON,
+    )
