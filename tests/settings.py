@@ -108,7 +108,9 @@ DEFAULT_FROM_EMAIL = "news@example.com"
 # Worker processes started by the tests (tests/worker.py) get their routes and SMTP port here.
 if route := os.environ.get("WAGTAIL_TASKS_TEST_ROUTE"):
     WAGTAIL_TASKS = {group: {"backend": route} for group in ("notifications", "sending", "email")}
+# Seconds before the first retry of an email, and of a send batch (worker tests shorten them).
 WAGTAIL_TASKS_MAIL_RETRY_DELAY = float(os.environ.get("WAGTAIL_TASKS_TEST_RETRY_DELAY", 60))
+WAGTAIL_TASKS_SEND_RETRY_DELAY = float(os.environ.get("WAGTAIL_TASKS_TEST_RETRY_DELAY", 10))
 if smtp_port := os.environ.get("WAGTAIL_TASKS_TEST_SMTP_PORT"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = "127.0.0.1"
@@ -116,5 +118,6 @@ if smtp_port := os.environ.get("WAGTAIL_TASKS_TEST_SMTP_PORT"):
 if mail_backend := os.environ.get("WAGTAIL_TASKS_TEST_EMAIL_BACKEND"):
     EMAIL_BACKEND = mail_backend
 WAGTAIL_TASKS_SEND_BATCH_SIZE = int(os.environ.get("WAGTAIL_TASKS_TEST_BATCH_SIZE", 100))
+WAGTAIL_TASKS_CLAIM_SIZE = int(os.environ.get("WAGTAIL_TASKS_TEST_CLAIM_SIZE", 10))
 if template_dir := os.environ.get("WAGTAIL_TASKS_TEST_TEMPLATE_DIR"):
     TEMPLATES[0]["DIRS"] = [template_dir, *TEMPLATES[0]["DIRS"]]

@@ -11,6 +11,13 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # How many recipients one send task mails over one SMTP connection.
     "WAGTAIL_TASKS_SEND_BATCH_SIZE": 100,
+    # Deliveries a send task claims per transaction: at most this many are left undecided
+    # (maybe sent, never resent) when a worker dies in the middle of a batch.
+    "WAGTAIL_TASKS_CLAIM_SIZE": 10,
+    # Retries of a send batch while the mail server is down or answers 4xx, and the seconds
+    # before the first one; each further retry waits twice as long (7 x from 10 s: 21 min).
+    "WAGTAIL_TASKS_SEND_RETRIES": 7,
+    "WAGTAIL_TASKS_SEND_RETRY_DELAY": 10,
     # How many subscriptions the fan-out task reads per keyset page.
     "WAGTAIL_TASKS_FANOUT_PAGE_SIZE": 1000,
     # Seconds between progress writes to a tracking row while a task runs.
@@ -32,6 +39,22 @@ DEFAULTS: dict[str, Any] = {
     "WAGTAIL_TASKS_MAIL_INLINE_LIMIT": 256 * 1024,
     # STORAGES alias for those attachments; None: a private folder beside MEDIA_ROOT.
     "WAGTAIL_TASKS_MAIL_STORAGE": None,
+    # Seconds without a heartbeat after which RUNNING work counts as stuck (its worker died).
+    "WAGTAIL_TASKS_STUCK_AFTER": 300,
+    # Runs a piece of work gets in all: stuck work is enqueued again until it has had these.
+    "WAGTAIL_TASKS_MAX_ATTEMPTS": 3,
+    # Days to keep finished tracking rows (with their child rows); None keeps them forever.
+    "WAGTAIL_TASKS_KEEP_TASKS_FOR": 90,
+    # Days to keep the delivery rows of a finished notification (its counts stay on its row).
+    "WAGTAIL_TASKS_KEEP_DELIVERIES_FOR": 30,
+    # Days to keep unsubscribed subscriptions, and unconfirmed ones past their link's expiry.
+    "WAGTAIL_TASKS_KEEP_UNSUBSCRIBED_FOR": 30,
+    # Subscribe requests one client address may make: (attempts, seconds); None: no limit.
+    "WAGTAIL_TASKS_SUBSCRIBE_LIMIT_PER_CLIENT": (20, 3600),
+    # Confirmation emails one email address may receive: (emails, seconds); None: no limit.
+    "WAGTAIL_TASKS_CONFIRM_LIMIT_PER_ADDRESS": (3, 3600),
+    # The cache alias that holds those counters (share it between web processes).
+    "WAGTAIL_TASKS_RATE_LIMIT_CACHE": "default",
     # Per kind of work: the TASKS backend alias, queue name and priority to use.
     "WAGTAIL_TASKS": {},
 }

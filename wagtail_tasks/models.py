@@ -37,6 +37,33 @@ class TaskRecordQuerySet(models.QuerySet):
     def unfinished(self) -> "TaskRecordQuerySet":
         return self.exclude(status__in=FINISHED_STATUSES)
 
+    def lost_in_the_queue(self, cutoff) -> "TaskRecordQuerySet":
+        """QUEUED rows that should have started by ``cutoff``: never handed to their backend
+        (the process died between commit and enqueue), or handed over long ago."""
+        never_sent = models.Q(enqueued_at__isnull=True) & (
+            models.Q(heartbeat_at__lt=cutoff)
+            | models.Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+        )
+        return (
+            self.filter(status=TaskStatus.QUEUED)
+            .exclude(task_path="")
+            .filter(never_sent | models.Q(enqueued_at__lt=cutoff))
+        )
+
+    def stuck(self, cutoff) -> "TaskRecordQuerySet":
+        """RUNNING with no heartbeat since ``cutoff``, and not waiting for child work.
+
+        A fan-out stays RUNNING while its send batches are queued: that is waiting, not stuck.
+        """
+        return (
+            self.filter(status=TaskStatus.RUNNING)
+            .filter(
+                models.Q(heartbeat_at__lt=cutoff)
+                | models.Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+            )
+            .exclude(children__status__in=(TaskStatus.QUEUED, TaskStatus.RUNNING))
+        )
+
 
 class TaskRecord(models.Model):
     """A unit of background work as wagtail_tasks sees it, whatever the backend.

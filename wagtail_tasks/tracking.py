@@ -16,6 +16,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
@@ -26,7 +27,7 @@ from django.utils.module_loading import import_string
 
 from wagtail_tasks import conf
 from wagtail_tasks.models import FINISHED_STATUSES, TaskRecord, TaskStatus, target_content_type
-from wagtail_tasks.task_api import task_backends
+from wagtail_tasks.task_api import TaskResultStatus, task_backends
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,10 @@ def _enqueue_again(
         finished_at=None,
         backend_alias=route.backend,
         queue_name=route.queue,
+        # Not on the backend yet: if this process dies before the enqueue after commit,
+        # recover_stuck() sees a QUEUED row that never got there (see lost_in_the_queue).
+        enqueued_at=None,
+        heartbeat_at=timezone.now(),
     )
     if not updated:
         return False
@@ -224,6 +229,10 @@ class TaskRun:
     def attempt(self) -> int:
         """This run's number: 1 for the first attempt, 2 for the first retry, ..."""
         return self.record.attempts
+
+    def backoff(self, first_delay: float) -> float:
+        """Seconds to wait after this attempt: ``first_delay``, doubled for each one before."""
+        return float(first_delay) * 2 ** (self.attempt - 1)
 
     def retry_later(self, delay: float, reason: str, error: str = "") -> NoReturn:
         """Stop now and run this task again in ``delay`` seconds (see :class:`RetryLater`).
@@ -347,3 +356,98 @@ def finish(
         .update(**fields)
     )
     return bool(updated)
+
+
+# What to tidy up before stuck work of a kind runs again (for example the deliveries a dead
+# worker held): kind -> callable(record). Registered with @on_recovery(kind).
+_recovery_handlers: dict[str, Callable[[TaskRecord], None]] = {}
+
+
+def on_recovery(kind: str) -> Callable[[Callable[[TaskRecord], None]], Callable]:
+    def register(handler: Callable[[TaskRecord], None]) -> Callable[[TaskRecord], None]:
+        _recovery_handlers[kind] = handler
+        return handler
+
+    return register
+
+
+@dataclass
+class Recovery:
+    requeued: list[int] = field(default_factory=list)  # stuck RUNNING rows, enqueued again
+    failed: list[int] = field(default_factory=list)  # stuck rows with no attempts left
+    resent: list[int] = field(default_factory=list)  # QUEUED rows whose job was lost
+
+
+def recover_stuck(now: datetime | None = None) -> Recovery:
+    """Fail, visibly, the work whose worker stopped sending heartbeats, and enqueue it again.
+
+    Stuck means RUNNING with no heartbeat for ``WAGTAIL_TASKS_STUCK_AFTER`` seconds (see
+    ``TaskRecordQuerySet.stuck``). Each such row is marked FAILED with the reason, its kind's
+    recovery handler runs, and it is requeued if it has had fewer than
+    ``WAGTAIL_TASKS_MAX_ATTEMPTS`` runs; otherwise it stays FAILED for a person to look at.
+    Tasks are idempotent, so a worker that was only slow, not dead, does no harm.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=conf.get("WAGTAIL_TASKS_STUCK_AFTER"))
+    recovery = Recovery()
+    for record in TaskRecord.objects.stuck(cutoff).order_by("pk"):
+        last_sign = record.heartbeat_at or record.started_at
+        error = (
+            "The worker stopped responding: no heartbeat since "
+            f"{last_sign:%Y-%m-%d %H:%M:%S %Z} (attempt {record.attempts})."
+        )
+        # One transaction per row: its new run is enqueued (on commit) only once the handler
+        # has tidied up after the dead one.
+        with transaction.atomic():
+            # Only if still stuck: a heartbeat that arrived meanwhile wins.
+            updated = TaskRecord.objects.filter(
+                pk=record.pk, status=TaskStatus.RUNNING, heartbeat_at=record.heartbeat_at
+            ).update(status=TaskStatus.FAILED, error=error, message=error[:255], finished_at=now)
+            if not updated:
+                continue
+            record.refresh_from_db()
+            logger.warning("Tracking row %s (%s) is stuck: %s", record.pk, record.kind, error)
+            again = record.attempts < conf.get("WAGTAIL_TASKS_MAX_ATTEMPTS") and requeue(record)
+            (recovery.requeued if again else recovery.failed).append(record.pk)
+            if handler := _recovery_handlers.get(record.kind):
+                try:
+                    with transaction.atomic():
+                        handler(record)
+                except Exception:
+                    logger.exception("Recovery handler of tracking row %s failed", record.pk)
+    lost = TaskRecord.objects.lost_in_the_queue(cutoff).exclude(pk__in=recovery.requeued)
+    for record in lost.order_by("pk"):
+        if never_started_by_its_backend(record):
+            logger.warning(
+                "Tracking row %s (%s) was lost on its way to a worker", record.pk, record.kind
+            )
+            send_to_backend(
+                record.pk,
+                import_string(record.task_path),
+                record.args,
+                conf.route_for(record.group),
+            )
+            recovery.resent.append(record.pk)
+    return recovery
+
+
+def never_started_by_its_backend(record: TaskRecord) -> bool:
+    """Whether a QUEUED row's job is gone: never enqueued, or taken by a worker that died
+    before the task body began (the backend reports it running or finished, not waiting).
+
+    A backend that cannot report results (``supports_get_result``) cannot tell a long queue
+    from a lost job: its enqueued rows are left alone.
+    """
+    if record.enqueued_at is None:
+        return True
+    try:
+        backend = task_backends[record.backend_alias]
+    except Exception:
+        return True  # the alias is gone: enqueue on the current route
+    if not backend.supports_get_result:
+        return False
+    try:
+        result = backend.get_result(record.backend_task_id)
+    except Exception:
+        return True  # the backend does not know the job (expired, or never stored)
+    return result.status != TaskResultStatus.READY

@@ -1,8 +1,11 @@
 """Fan-out and sending: bad input gets a clear outcome and nothing is lost or sent twice."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from sandbox.mailsink import MailSink, free_port
 from tests.conftest import publish
@@ -10,6 +13,7 @@ from tests.factories import SubscriptionFactory
 from wagtail_tasks.models import TaskRecord, TaskStatus
 from wagtail_tasks.notifications import tasks
 from wagtail_tasks.notifications.models import Delivery, DeliveryStatus, Notification
+from wagtail_tasks.task_api import task_backends
 
 pytestmark = pytest.mark.django_db
 
@@ -207,6 +211,9 @@ def test_running_every_task_twice_sends_nothing_more(article, subscribers, outbo
     )
 
 
+CLAIM_SIZE = 10  # the default WAGTAIL_TASKS_CLAIM_SIZE
+
+
 @pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "update-per-row"])
 def test_deliveries_another_run_claimed_are_never_sent_again(
     section, article, outbox, run_tasks, settings, monkeypatch, returning
@@ -216,7 +223,7 @@ def test_deliveries_another_run_claimed_are_never_sent_again(
         tasks.DeliveryLedger, "__init__", force_returning(tasks.DeliveryLedger.__init__, returning)
     )
     settings.WAGTAIL_TASKS = {"sending": {"backend": "dummy"}}
-    SubscriptionFactory.create_batch(tasks.CLAIM_SIZE + 5, page=section)
+    SubscriptionFactory.create_batch(CLAIM_SIZE + 5, page=section)
     with run_tasks():
         publish(article)
     batch = TaskRecord.objects.get(kind=tasks.KIND_SEND)
@@ -224,19 +231,19 @@ def test_deliveries_another_run_claimed_are_never_sent_again(
     held = list(Delivery.objects.order_by("pk").values_list("pk", flat=True)[3:6])
     Delivery.objects.filter(pk__in=held).update(status=DeliveryStatus.SENDING)
     tasks.send_notification_batch.call(batch.pk, Notification.objects.get().pk)
-    assert len(outbox) == tasks.CLAIM_SIZE + 5 - 3
+    assert len(outbox) == CLAIM_SIZE + 5 - 3
     assert {m.to[0] for m in outbox}.isdisjoint(
         Delivery.objects.filter(pk__in=held).values_list("subscription__email", flat=True)
     )
     assert Delivery.objects.filter(status=DeliveryStatus.SENDING).count() == 3
     assert Delivery.objects.filter(status=DeliveryStatus.SENT, sent_at__isnull=False).count() == (
-        tasks.CLAIM_SIZE + 2
+        CLAIM_SIZE + 2
     )
     assert set(Delivery.objects.exclude(pk__in=held).values_list("attempts", flat=True)) == {1}
     # The notification is not reported done while deliveries are unaccounted for.
     record = Notification.objects.get().record
     assert record.status == TaskStatus.RUNNING
-    assert record.progress_done == tasks.CLAIM_SIZE + 2
+    assert record.progress_done == CLAIM_SIZE + 2
 
 
 def force_returning(init, returning):
@@ -298,8 +305,10 @@ def test_smtp_down_fails_visibly_and_a_retry_sends_everything_once(article, subs
             publish(article)
         batch = TaskRecord.objects.get(kind=tasks.KIND_SEND)
         record = Notification.objects.get().record
+        # The in-process backend cannot defer a retry: the batch fails, visibly, at once.
         assert batch.status == TaskStatus.FAILED
-        assert batch.error.startswith("ConnectionRefusedError")
+        assert batch.error.startswith("The mail server is unavailable: ConnectionRefusedError")
+        assert batch.message.startswith("Not retried automatically (backend 'default' cannot")
         assert record.status == TaskStatus.FAILED
         assert record.error == batch.error
         assert record.message == "0 sent, 0 failed, 0 skipped, 3 not sent"
@@ -359,3 +368,99 @@ def test_a_private_page_notifies_nobody(section, article, subscribers, outbox, r
     record = Notification.objects.get().record
     assert record.status == TaskStatus.CANCELLED
     assert record.message == "The page is private (it has view restrictions); no emails were sent."
+
+
+class MoodySink(MailSink):
+    """A mail server that answers 4xx: to RCPT for ``greylist`` addresses, to DATA while
+    ``busy``, until told otherwise."""
+
+    def __init__(self, greylist=(), busy=False, **kwargs):
+        super().__init__(**kwargs)
+        self.greylist = set(greylist)
+        self.busy = busy
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if address in self.greylist:
+            return "450 4.2.0 Greylisted, try again later"
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.busy:
+            return "451 4.3.0 Busy, try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def retried(batch_pk):
+    record = TaskRecord.objects.get(pk=batch_pk)
+    return record.status, record.message
+
+
+@pytest.mark.parametrize(
+    "outage",
+    ["refused", "busy"],
+    ids=["connection-refused", "4xx-at-data"],
+)
+def test_an_unavailable_mail_server_defers_the_batch_with_backoff(
+    article, subscribers, run_tasks, settings, outage
+):
+    settings.WAGTAIL_TASKS = {"sending": {"backend": "dummy"}}
+    settings.WAGTAIL_TASKS_SEND_RETRIES = 2
+    settings.WAGTAIL_TASKS_SEND_RETRY_DELAY = 10
+    backend = task_backends["dummy"]
+    backend.clear()
+    port = free_port()
+    sink = MoodySink(port=port, busy=True) if outage == "busy" else None
+    with smtp_settings(port):
+        if sink:
+            sink.start()
+        with run_tasks():
+            publish(article)
+        batch = TaskRecord.objects.get(kind=tasks.KIND_SEND)
+        notification = Notification.objects.get()
+        before = timezone.now()
+        for attempt, delay in enumerate((10, 20), start=1):
+            with run_tasks():
+                tasks.send_notification_batch.call(batch.pk, notification.pk)
+            status, message = retried(batch.pk)
+            assert status == TaskStatus.QUEUED
+            assert message.startswith(f"Attempt {attempt} failed, retrying at ")
+            assert "The mail server is unavailable" in message
+            deferred = backend.results[-1]
+            assert list(deferred.args) == [batch.pk, notification.pk]
+            assert deferred.task.run_after >= before + timedelta(seconds=delay)
+        assert set(deliveries().values()) == {DeliveryStatus.PENDING}
+        # The delays are used up: the third failure is final, and visible.
+        with run_tasks(), pytest.raises(RuntimeError, match="gave up after 3 attempts"):
+            tasks.send_notification_batch.call(batch.pk, notification.pk)
+        batch.refresh_from_db()
+        assert batch.status == TaskStatus.FAILED
+        assert "gave up after 3 attempts" in batch.error
+        assert Notification.objects.get().record.status == TaskStatus.FAILED
+        if sink:
+            sink.stop()
+    assert set(deliveries().values()) == {DeliveryStatus.PENDING}
+
+
+def test_a_greylisted_recipient_waits_and_the_rest_are_sent(article, section, run_tasks, settings):
+    settings.WAGTAIL_TASKS = {"sending": {"backend": "dummy"}}
+    subscribers = SubscriptionFactory.create_batch(4, page=section)
+    grey = subscribers[1].email
+    with MoodySink(greylist={grey}) as sink, smtp_settings(sink.port):
+        with run_tasks():
+            publish(article)
+        batch = TaskRecord.objects.get(kind=tasks.KIND_SEND)
+        notification = Notification.objects.get()
+        with run_tasks():
+            tasks.send_notification_batch.call(batch.pk, notification.pk)
+        assert sorted(sink.recipients) == sorted(s.email for s in subscribers if s.email != grey)
+        assert retried(batch.pk)[0] == TaskStatus.QUEUED
+        waiting = Delivery.objects.get(subscription=subscribers[1])
+        assert waiting.status == DeliveryStatus.PENDING
+        assert waiting.reason.startswith("Refused for now: 450")
+        # Greylisting ends; the batch's next run sends only that one.
+        sink.greylist.clear()
+        with run_tasks():
+            tasks.send_notification_batch.call(batch.pk, notification.pk)
+        assert sorted(sink.recipients) == sorted(s.email for s in subscribers)
+    assert retried(batch.pk)[0] == TaskStatus.SUCCEEDED
+    assert Notification.objects.get().record.status == TaskStatus.SUCCEEDED

@@ -41,11 +41,6 @@ def is_temporary(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
-def retry_delay(attempt: int) -> float:
-    """Seconds before retrying after failed attempt number ``attempt``: doubles each time."""
-    return float(conf.get("WAGTAIL_TASKS_MAIL_RETRY_DELAY")) * 2 ** (attempt - 1)
-
-
 @task
 @tracked
 def send_queued_email(run: TaskRun, queued_email_id: int) -> None:
@@ -63,7 +58,8 @@ def send_queued_email(run: TaskRun, queued_email_id: int) -> None:
     except Exception as exc:
         if is_temporary(exc) and run.attempt <= conf.get("WAGTAIL_TASKS_MAIL_RETRIES"):
             error = f"{describe(exc)}\n\n{traceback.format_exc()}"
-            run.retry_later(retry_delay(run.attempt), describe(exc), error)
+            delay = run.backoff(conf.get("WAGTAIL_TASKS_MAIL_RETRY_DELAY"))
+            run.retry_later(delay, describe(exc), error)
         raise
     files = serialization.stored_names(queued.payload)
     queued.delete()
