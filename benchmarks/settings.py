@@ -48,6 +48,12 @@ WAGTAIL_TASKS = {
     "email": {"backend": "default"},
 }
 WAGTAIL_TASKS_SEND_BATCH_SIZE = int(os.environ.get("WAGTAIL_TASKS_BENCH_BATCH_SIZE", 100))
+# chaos.py: find dead workers' work quickly, and retry a stopped mail server quickly.
+WAGTAIL_TASKS_STUCK_AFTER = float(os.environ.get("WAGTAIL_TASKS_BENCH_STUCK_AFTER", 300))
+WAGTAIL_TASKS_PROGRESS_INTERVAL = float(os.environ.get("WAGTAIL_TASKS_BENCH_PROGRESS_INTERVAL", 1))
+if retry_delay := os.environ.get("WAGTAIL_TASKS_BENCH_RETRY_DELAY"):
+    WAGTAIL_TASKS_SEND_RETRY_DELAY = float(retry_delay)
+    WAGTAIL_TASKS_SEND_RETRIES = 12
 
 if smtp_port := os.environ.get("WAGTAIL_TASKS_BENCH_SMTP_PORT"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
