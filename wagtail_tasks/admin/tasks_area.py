@@ -250,7 +250,11 @@ class TaskInspectView(ForbiddenMixin, InspectView):
                 "route": route_text(record),
                 "duration": duration(record),
                 "parent_url": self.inspect_url(record.parent_id),
-                "children": [(child, self.inspect_url(child.pk)) for child in children],
+                "parent_label": kinds.label_for(record.parent.kind) if record.parent_id else "",
+                "children": [
+                    (child, kinds.label_for(child.kind), self.inspect_url(child.pk))
+                    for child in children
+                ],
                 "child_counts": self.count_statuses(children),
                 "can_retry": can_retry and can_be_retried(record),
                 "retry_url": reverse(self.retry_url_name) if can_retry else None,
@@ -321,6 +325,7 @@ class TaskRecordViewSet(ModelViewSet):
     icon = "cogs"
     menu_label = gettext_lazy("Background tasks")
     menu_name = "background-tasks"
+    url_prefix = "background-tasks"
     menu_order = 850
     add_to_admin_menu = True
     index_view_class = TaskIndexView
