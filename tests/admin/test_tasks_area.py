@@ -355,3 +355,8 @@ def test_view_and_change_are_offered_in_the_group_editor(admin_client):
     assert f'value="{view.pk}"' in content
     assert f'value="{change.pk}"' in content
     assert f'value="{add.pk}"' not in content  # rows are never added by hand
+
+
+def test_retry_of_rows_that_are_gone_is_reported(admin_client, site):
+    response = admin_client.post(reverse(RETRY), {"id": [999999]}, follow=True)
+    assert "The selected tasks no longer exist." in response.content.decode()

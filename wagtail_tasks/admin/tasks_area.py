@@ -313,8 +313,10 @@ class RetryView(ForbiddenMixin, PermissionCheckedMixin, View):
             messages.warning(
                 request, _("Not retried (only failed tasks can be): %(tasks)s") % {"tasks": names}
             )
-        if not retried and not skipped:
+        if not ids:
             messages.warning(request, _("No tasks were selected."))
+        elif not retried and not skipped:
+            messages.warning(request, _("The selected tasks no longer exist."))
         return redirect(get_valid_next_url_from_request(request) or reverse(self.index_url_name))
 
 
