@@ -71,3 +71,19 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     email = factory.Sequence(lambda n: f"reader{n}@example.com")
     status = SubscriptionStatus.CONFIRMED
     include_descendants = True
+
+
+class TaskRecordFactory(factory.django.DjangoModelFactory):
+    """A tracking row; FAILED rows of ``count_to`` can be retried (see tests/testapp/tasks.py)."""
+
+    class Meta:
+        model = "wagtail_tasks.TaskRecord"
+
+    kind = "notification"
+    target_repr = factory.Sequence(lambda n: f"Target {n}")
+    status = "queued"
+    backend_alias = "default"
+    queue_name = "default"
+    task_path = "tests.testapp.tasks.count_to"
+    group = "notifications"
+    args = factory.LazyFunction(lambda: [2])

@@ -63,3 +63,20 @@ def notify_if_asked(request, page):
 @hooks.register("register_admin_viewset")
 def register_subscriptions():
     return SubscriptionViewSet("wagtail_tasks_subscriptions")
+
+
+# The Background tasks area and the dashboard panel (wagtail_tasks.admin).
+
+
+@hooks.register("register_admin_viewset")
+def register_tasks_area():
+    from wagtail_tasks.admin.tasks_area import viewset
+
+    return viewset()
+
+
+@hooks.register("construct_homepage_panels")
+def add_tasks_dashboard_panel(request, panels):
+    from wagtail_tasks.admin.dashboard import add_panel
+
+    add_panel(request, panels)
