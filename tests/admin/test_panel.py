@@ -173,6 +173,30 @@ def test_running_notification_figures_and_time_left(
     assert "Time left" in data["html"]
 
 
+def test_progress_counts_subscribers_not_yet_reached_and_is_full_only_at_the_end(
+    client, admin_user, article
+):
+    publish(article)  # the fan-out waits: no delivery yet
+    notification = the_notification(article)
+    TaskRecord.objects.filter(pk=notification.record_id).update(
+        status=TaskStatus.RUNNING, progress_total=10
+    )
+    make_deliveries(notification, 3)  # sent, sent, failed
+    client.force_login(admin_user)
+    html = get_status(client, article)["html"]
+    assert 'data-kind="notification" data-percent="30"' in html
+    assert "2 of 10 sent" in html
+
+    # All created deliveries done, but the fan-out still running: not full yet.
+    Notification.objects.filter(pk=notification.pk).update(fanned_out_at=timezone.now())
+    Delivery.objects.filter(notification=notification).update(status=DeliveryStatus.SENT)
+    assert 'data-percent="99"' in get_status(client, article)["html"]
+    TaskRecord.objects.filter(pk=notification.record_id).update(status=TaskStatus.SUCCEEDED)
+    data = get_status(client, article)
+    assert 'data-percent="100"' in data["html"] and "3 of 3 sent" in data["html"]
+    assert data["active"] is False
+
+
 def test_the_panel_in_the_editor_says_active_while_sending(
     client, admin_user, article, subscribers, queued_sending, run_tasks
 ):

@@ -52,7 +52,6 @@ class NotificationProgress:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
-    unfinished: int = 0  # pending or being sent
     now: datetime = field(default_factory=timezone.now)
 
     @property
@@ -76,11 +75,21 @@ class NotificationProgress:
         return self.sent + self.failed + self.skipped
 
     @property
+    def unfinished(self) -> int:
+        """Pending, being sent, or not created yet (while the fan-out runs)."""
+        return max(0, self.total - self.done)
+
+    @property
     def percent(self) -> int:
-        """Share of deliveries with an outcome (sent, failed or skipped), 0-100."""
+        """Share of deliveries with an outcome (sent, failed or skipped), 0-100.
+
+        100 only once the notification has finished: while it runs, more deliveries may
+        still be created, so the bar never shows full (and never goes back) before the end.
+        """
         if not self.total:
             return 0 if self.is_active else 100
-        return min(100, (100 * self.done) // self.total)
+        percent = min(100, (100 * self.done) // self.total)
+        return min(percent, 99) if self.is_active else percent
 
     @property
     def started_at(self) -> datetime | None:
@@ -150,7 +159,7 @@ class PageTasks:
 
 
 def page_tasks(page: Page, now: datetime | None = None) -> PageTasks:
-    """Read the panel's figures: four queries whatever the number of deliveries."""
+    """Read the panel's figures: five queries at most, whatever the number of deliveries."""
     now = now or timezone.now()
     notifications = list(
         Notification.objects.filter(page_id=page.pk)
@@ -159,7 +168,6 @@ def page_tasks(page: Page, now: datetime | None = None) -> PageTasks:
     )
     progress = {n.pk: NotificationProgress(n, now=now) for n in notifications}
     if progress:
-        unfinished = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
         counts = (
             Delivery.objects.filter(notification_id__in=list(progress))
             .values("notification_id")
@@ -169,14 +177,17 @@ def page_tasks(page: Page, now: datetime | None = None) -> PageTasks:
                 sent=Count("pk", filter=Q(status=DeliveryStatus.SENT)),
                 failed=Count("pk", filter=Q(status=DeliveryStatus.FAILED)),
                 skipped=Count("pk", filter=Q(status=DeliveryStatus.SKIPPED)),
-                unfinished=Count("pk", filter=Q(status__in=unfinished)),
             )
         )
         for row in counts:
             item = progress[row["notification_id"]]
             item.total, item.sent = row["total"], row["sent"]
             item.failed, item.skipped = row["failed"], row["skipped"]
-            item.unfinished = row["unfinished"]
+    for item in progress.values():
+        # While the fan-out runs, its row knows how many subscribers there are to reach.
+        record = item.record
+        if item.notification.fanned_out_at is None and record and record.progress_total:
+            item.total = max(item.total, record.progress_total)
 
     about_page = TaskRecord.objects.for_target(page)
     others = [
