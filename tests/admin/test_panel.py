@@ -170,7 +170,7 @@ def test_running_notification_figures_and_time_left(
     # Two done in 20 s, two left: about 20 s to go.
     item = page_tasks(article).notifications[0]
     assert 19 <= item.time_left.total_seconds() <= 21
-    assert "Time left" in data["html"]
+    assert "Time left" in data["html"] and "about 20 s" in data["html"]
 
 
 def test_progress_counts_subscribers_not_yet_reached_and_is_full_only_at_the_end(
@@ -552,8 +552,10 @@ def test_an_editor_of_another_section_gets_403(client, site, endpoints, article)
     client.force_login(editor_of(elsewhere, "sport-editor"))
     for method, url in endpoints:
         assert getattr(client, method)(url).status_code == 403, url
-    # Nothing happened.
+    # Nothing happened: no retry, no cancel, no new notification, nothing logged.
     assert not PageLogEntry.objects.filter(action__startswith="wagtail_tasks.").exists()
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.FAILED}
+    assert the_notification(article).record.status == TaskStatus.RUNNING
     assert the_notification_count(article) == 1
     content = client.get(edit_url(article))
     assert content.status_code in (302, 403)

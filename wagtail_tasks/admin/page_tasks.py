@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from wagtail.log_actions import log
 from wagtail.models import Page
 
@@ -116,6 +117,18 @@ class NotificationProgress:
         if elapsed <= 0:
             return None
         return timedelta(seconds=round(self.unfinished * elapsed / self.done))
+
+    @property
+    def time_left_text(self) -> str:
+        left = self.time_left
+        if left is None:
+            return ""
+        seconds = int(left.total_seconds())
+        if seconds < 60:
+            return _("about %(n)d s") % {"n": max(seconds, 1)}
+        if seconds < 3600:
+            return _("about %(n)d min") % {"n": round(seconds / 60)}
+        return _("about %(h)d h %(m)d min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
 
     @property
     def can_retry(self) -> bool:
