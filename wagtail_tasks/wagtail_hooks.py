@@ -87,8 +87,12 @@ def register_page_tasks_log_actions(actions):
         label = gettext_lazy("Retry failed notification emails")
 
         def format_message(self, log_entry):
-            count = (log_entry.data or {}).get("deliveries")
-            return _("Sent %(count)s failed notification emails again") % {"count": count}
+            data = log_entry.data or {}
+            if data.get("fan_out"):
+                return _("Ran the failed subscriber notification again")
+            return _("Sent %(count)s failed notification emails again") % {
+                "count": data.get("deliveries")
+            }
 
     @actions.register_action(LOG_CANCEL)
     class CancelNotification(LogFormatter):

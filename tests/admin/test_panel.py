@@ -410,6 +410,30 @@ def test_retry_also_resends_what_a_failed_batch_left_pending(
     assert notification.record.status == TaskStatus.SUCCEEDED
 
 
+def test_retry_runs_a_notification_again_that_failed_before_its_fan_out(
+    client, admin_user, article, subscribers, outbox, run_tasks
+):
+    publish(article)  # no on_commit: the fan-out never ran
+    notification = the_notification(article)
+    TaskRecord.objects.filter(pk=notification.record_id).update(
+        status=TaskStatus.FAILED, error="TemplateDoesNotExist", finished_at=timezone.now()
+    )
+    client.force_login(admin_user)
+    html = get_status(client, article)["html"]
+    assert "Run again" in html
+    assert "not been emailed yet" in client.get(retry_url(notification)).content.decode()
+    with run_tasks():
+        response = client.post(retry_url(notification))
+    assert response.status_code == 302
+    assert len(outbox) == 3
+    notification.record.refresh_from_db()
+    assert notification.record.status == TaskStatus.SUCCEEDED
+    entry = PageLogEntry.objects.get(page=article, action=LOG_RETRY)
+    assert entry.data["fan_out"] is True
+    history = client.get(reverse("wagtailadmin_pages:history", args=[article.pk]))
+    assert "Ran the failed subscriber notification again" in history.content.decode()
+
+
 def test_retry_with_nothing_failed_does_nothing(
     client, admin_user, article, subscribers, outbox, run_tasks
 ):

@@ -27,7 +27,7 @@ from wagtail_tasks.notifications.models import (
     Notification,
     NotificationTrigger,
 )
-from wagtail_tasks.tracking import finish
+from wagtail_tasks.tracking import finish, requeue
 
 # How many notifications and how many other tracking rows the panel lists, newest first.
 NOTIFICATIONS_SHOWN = 5
@@ -131,8 +131,15 @@ class NotificationProgress:
         return _("about %(h)d h %(m)d min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
 
     @property
+    def fan_out_failed(self) -> bool:
+        """The notification failed before any email could be given a send batch."""
+        return self.status == TaskStatus.FAILED and self.notification.fanned_out_at is None
+
+    @property
     def can_retry(self) -> bool:
-        return self.record is not None and self.status != TaskStatus.CANCELLED and self.failed > 0
+        if self.record is None or self.status == TaskStatus.CANCELLED:
+            return False
+        return self.failed > 0 or self.fan_out_failed
 
     @property
     def can_cancel(self) -> bool:
@@ -280,6 +287,27 @@ def retry_failed_deliveries(notification: Notification, user: Any) -> int:
     return count
 
 
+def retry_fan_out(notification: Notification, user: Any) -> bool:
+    """Run a notification again that failed before it reached its subscribers (a broken
+    template, a deleted section ...), with :func:`~wagtail_tasks.tracking.requeue`.
+
+    The fan-out is idempotent: deliveries it made before failing are not made twice.
+    """
+    record = notification.record
+    if record is None or notification.fanned_out_at is not None:
+        return False
+    with transaction.atomic():
+        if not requeue(record):
+            return False
+        log(
+            instance=notification.page,
+            action=LOG_RETRY,
+            user=user,
+            data={"notification": notification.pk, "deliveries": 0, "fan_out": True},
+        )
+    return True
+
+
 def cancel_notification(notification: Notification, user: Any) -> int:
     """Stop a notification that has not finished: what is still pending is skipped.
 
@@ -345,5 +373,6 @@ __all__ = [
     "cancel_notification",
     "page_tasks",
     "retry_failed_deliveries",
+    "retry_fan_out",
     "send_notification",
 ]

@@ -89,6 +89,13 @@ def confirm(
 def retry_deliveries(request: HttpRequest, page: Page, notification_id: int) -> HttpResponse:
     notification = get_notification(page, notification_id)
     if request.method == "POST":
+        if actions.retry_fan_out(notification, request.user):
+            messages.success(
+                request,
+                _("The notification of “%(title)s” is running again.")
+                % {"title": notification.page_title},
+            )
+            return redirect(editor_url(page))
         count = actions.retry_failed_deliveries(notification, request.user)
         if count:
             messages.success(
@@ -102,13 +109,13 @@ def retry_deliveries(request: HttpRequest, page: Page, notification_id: int) -> 
     failed = Delivery.objects.filter(
         notification=notification, status=DeliveryStatus.FAILED
     ).count()
-    return confirm(
-        request,
-        page,
-        _("Retry failed emails"),
-        _("Send the %(count)d failed emails of this notification again?") % {"count": failed},
-        _("Yes, send them again"),
-    )
+    if notification.fanned_out_at is None:
+        question = _("Run this notification again? Its subscribers have not been emailed yet.")
+    else:
+        question = _("Send the %(count)d failed emails of this notification again?") % {
+            "count": failed
+        }
+    return confirm(request, page, _("Retry failed emails"), question, _("Yes, send them again"))
 
 
 @require_http_methods(["GET", "POST"])
