@@ -64,8 +64,9 @@
             credentials: 'same-origin',
             signal: this.abort.signal,
           });
-          if (!response.ok) {
-            // Signed out or no longer allowed: stop asking.
+          const isJson = (response.headers.get('Content-Type') || '').includes('json');
+          if (!response.ok || response.redirected || !isJson) {
+            // Signed out (sent to the login page) or no longer allowed: stop asking.
             this.element.setAttribute('data-wagtail-tasks-panel-active', 'false');
             return;
           }
