@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The whole suite, on SQLite, or on the database DATABASE_URL names (e.g. PostgreSQL).
+# The browser test (tests/browser) drives Debian's Chromium: without it, it is skipped (said here
+# and in pytest's summary); `apt-get install chromium` to run it. Playwright never downloads one.
+CHROMIUM ?= /usr/bin/chromium
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@test -x "$(CHROMIUM)" || echo "make test: NOTE: $(CHROMIUM) is missing, so the browser test" \
+		"(tests/browser) will be SKIPPED. Install it with: apt-get install chromium"
+	WAGTAIL_TASKS_CHROMIUM="$(CHROMIUM)" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail import hooks
 from wagtail.admin.action_menu import PublishMenuItem
+from wagtail.log_actions import LogFormatter
 
 from wagtail_tasks.notifications.admin_views import SubscriptionViewSet
 from wagtail_tasks.notifications.mixins import NotifySubscribersMixin
@@ -80,3 +81,75 @@ def add_tasks_dashboard_panel(request, panels):
     from wagtail_tasks.admin.dashboard import add_panel
 
     add_panel(request, panels)
+
+
+# The page editor's "Background tasks" panel: its URLs, audit log actions and header buttons.
+
+
+@hooks.register("register_admin_urls")
+def register_page_tasks_urls():
+    from django.urls import include, path
+
+    from wagtail_tasks.admin import urls
+
+    return [path("tasks/", include(urls, namespace="wagtail_tasks_admin"))]
+
+
+@hooks.register("register_log_actions")
+def register_page_tasks_log_actions(actions):
+    from wagtail_tasks.admin.page_tasks import LOG_CANCEL, LOG_RETRY, LOG_SEND
+
+    @actions.register_action(LOG_RETRY)
+    class RetryDeliveries(LogFormatter):
+        label = gettext_lazy("Retry failed notification emails")
+
+        def format_message(self, log_entry):
+            data = log_entry.data or {}
+            if data.get("fan_out"):
+                return _("Ran the failed subscriber notification again")
+            return _("Sent %(count)s failed notification emails again") % {
+                "count": data.get("deliveries")
+            }
+
+    @actions.register_action(LOG_CANCEL)
+    class CancelNotification(LogFormatter):
+        label = gettext_lazy("Cancel subscriber notification")
+
+        def format_message(self, log_entry):
+            count = (log_entry.data or {}).get("skipped")
+            return _("Cancelled the subscriber notification; %(count)s emails not sent") % {
+                "count": count
+            }
+
+    actions.register_action(
+        LOG_SEND,
+        gettext_lazy("Notify subscribers"),
+        gettext_lazy("Asked for subscribers to be notified about the live version"),
+    )
+
+
+@hooks.register("register_page_header_buttons")
+def page_tasks_header_buttons(page, user, view_name, next_url=None):
+    from django.urls import reverse
+    from wagtail.admin.widgets import Button
+
+    from wagtail_tasks.admin.page_tasks import page_can_notify
+    from wagtail_tasks.admin.panels import find_tasks_tab
+
+    tab = find_tasks_tab(page.specific_class) if page.specific_class else None
+    if tab is None or not page.permissions_for_user(user).can_edit():
+        return
+    edit_url = reverse("wagtailadmin_pages:edit", args=[page.pk])
+    yield Button(
+        _("Background tasks"),
+        f"{edit_url}#tab-{tab}" if tab else edit_url,
+        icon_name="tasks",
+        priority=75,
+    )
+    if page_can_notify(page):
+        yield Button(
+            _("Notify subscribers"),
+            reverse("wagtail_tasks_admin:send_notification", args=[page.pk]),
+            icon_name="mail",
+            priority=76,
+        )

@@ -7,11 +7,12 @@ from typing import Any
 
 from django.db import models
 from django.http import HttpRequest
-from wagtail.admin.panels import FieldPanel
+from wagtail.admin.panels import FieldPanel, ObjectList, TabbedInterface
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 from wagtail.search import index
 
+from wagtail_tasks.admin.panels import TasksPanel
 from wagtail_tasks.notifications.mixins import NotifySubscribersMixin
 
 
@@ -41,6 +42,14 @@ class BlogIndexPage(Page):
     intro = RichTextField(blank=True)
 
     content_panels = [*Page.content_panels, FieldPanel("intro")]
+    edit_handler = TabbedInterface(
+        [
+            ObjectList(content_panels, heading="Content"),
+            ObjectList(Page.promote_panels, heading="Promote"),
+            ObjectList(Page.settings_panels, heading="Settings"),
+            ObjectList([TasksPanel()], heading="Tasks"),
+        ]
+    )
     parent_page_types = ["home.HomePage"]
     subpage_types = ["home.ArticlePage"]
 
@@ -76,6 +85,14 @@ class ArticlePage(NotifySubscribersMixin, Page):
         FieldPanel("feature_image"),
         FieldPanel("body"),
     ]
+    edit_handler = TabbedInterface(
+        [
+            ObjectList(content_panels, heading="Content"),
+            ObjectList(Page.promote_panels, heading="Promote"),
+            ObjectList(Page.settings_panels, heading="Settings"),
+            ObjectList([TasksPanel()], heading="Tasks"),
+        ]
+    )
     search_fields = [*Page.search_fields, index.SearchField("intro"), index.SearchField("body")]
     parent_page_types = ["home.BlogIndexPage"]
     subpage_types: list[str] = []
