@@ -63,3 +63,37 @@ def notify_if_asked(request, page):
 @hooks.register("register_admin_viewset")
 def register_subscriptions():
     return SubscriptionViewSet("wagtail_tasks_subscriptions")
+
+
+# Search: the "Rebuild search index" action (the integrator links it from the tasks area).
+
+
+@hooks.register("register_admin_urls")
+def register_search_urls():
+    from django.urls import include, path
+
+    from wagtail_tasks.search import views as search_views
+
+    return [path("tasks/search/", include(search_views, namespace="wagtail_tasks_search"))]
+
+
+from wagtail.admin.menu import MenuItem  # noqa: E402
+
+
+class RebuildSearchMenuItem(MenuItem):
+    def is_shown(self, request):
+        from wagtail_tasks.search.views import can_rebuild
+
+        return can_rebuild(request.user)
+
+
+@hooks.register("register_settings_menu_item")
+def register_search_rebuild_menu_item():
+    from django.urls import reverse
+
+    return RebuildSearchMenuItem(
+        gettext_lazy("Rebuild search index"),
+        reverse("wagtail_tasks_search:rebuild"),
+        icon_name="search",
+        order=1000,
+    )
