@@ -140,9 +140,18 @@ def request_rebuild(requested_by: Any = None) -> tuple[TaskRecord, bool]:
     return record, True
 
 
+def specific_model(instance: Page) -> type[Page]:
+    return instance.specific_class or type(instance)
+
+
 def specific_label(instance: Page) -> str:
-    model = instance.specific_class or type(instance)
-    return model._meta.label
+    return specific_model(instance)._meta.label
+
+
+def opted_out(instance: Page) -> bool:
+    """``search_auto_update = False`` on the page's own model (a delete also signals for the
+    base ``Page`` row, which must not override the specific model's choice)."""
+    return not getattr(specific_model(instance), "search_auto_update", True)
 
 
 def on_page_saved(sender: type, instance: Page, **kwargs: Any) -> None:
@@ -151,7 +160,7 @@ def on_page_saved(sender: type, instance: Page, **kwargs: Any) -> None:
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and set(update_fields) <= REVISION_FIELDS:
         return  # a draft: the index follows what is live (the page row), not drafts
-    if not getattr(sender, "search_auto_update", True):
+    if opted_out(instance):
         return
     once_after_commit(
         ("page", instance.pk),
@@ -163,7 +172,7 @@ def on_page_saved(sender: type, instance: Page, **kwargs: Any) -> None:
 
 
 def on_page_deleted(sender: type, instance: Page, **kwargs: Any) -> None:
-    if not enabled() or not getattr(sender, "search_auto_update", True):
+    if not enabled() or opted_out(instance):
         return
     # Ids and the label only: the task finds the page gone and removes its entry.
     once_after_commit(
