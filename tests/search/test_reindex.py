@@ -11,7 +11,7 @@ from tests.search.backends import writes_for
 from tests.testapp.models import ArticlePage
 from wagtail_tasks import conf
 from wagtail_tasks.models import TaskRecord, TaskStatus
-from wagtail_tasks.search.tasks import KIND_REINDEX, KIND_SUBTREE, reindex_page
+from wagtail_tasks.search.tasks import KIND_REINDEX, KIND_REMOVE, KIND_SUBTREE, reindex_page
 from wagtail_tasks.tracking import requeue
 
 pytestmark = pytest.mark.django_db
@@ -266,3 +266,22 @@ def test_factory_page_is_indexed_when_created_live(site, run_tasks):
         page = ArticlePageFactory(title="Born live", live=True)
     assert live_titles("born") == ["Born live"]
     assert writes_for(page.pk) == ["add"]
+
+
+def test_deleting_a_section_removes_its_pages_in_batches(site, run_tasks, settings):
+    settings.WAGTAIL_TASKS_SEARCH_BATCH_SIZE = 2
+    with run_tasks():
+        section = SectionPageFactory(title="Doomed section", parent=site.root_page)
+        for i in range(4):
+            SectionPageFactory(title=f"Doomed child {i}", parent=section)
+    assert Page.objects.live().search("doomed").count() == 5
+    ids = list(Page.objects.descendant_of(section, inclusive=True).values_list("pk", flat=True))
+    rows().delete()
+    with run_tasks():
+        Page.objects.get(pk=section.pk).delete()
+    removals = TaskRecord.objects.filter(kind=KIND_REMOVE)
+    assert removals.count() == 3  # 5 pages in batches of 2: not one task per page
+    assert set(removals.values_list("status", flat=True)) == {TaskStatus.SUCCEEDED}
+    assert set(removals.values_list("target_repr", flat=True)) == {"Doomed section"}
+    assert not rows().exists()
+    assert not IndexEntry.objects.filter(object_id__in=[str(pk) for pk in ids]).exists()

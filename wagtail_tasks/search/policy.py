@@ -171,17 +171,62 @@ def on_page_saved(sender: type, instance: Page, **kwargs: Any) -> None:
     )
 
 
+class DeletedPages(AfterCommit):
+    """The pages deleted in one transaction (a section and all its descendants), collected
+    into one callback: removed from the index in batches, not one task per page."""
+
+    def __init__(self) -> None:
+        super().__init__(("deleted", 0), request_removal, {})
+
+    @property
+    def pages(self) -> dict[int, tuple[str, str, int]]:
+        return self.args[0]
+
+
 def on_page_deleted(sender: type, instance: Page, **kwargs: Any) -> None:
     if not enabled() or opted_out(instance):
         return
-    # Ids and the label only: the task finds the page gone and removes its entry.
-    once_after_commit(
-        ("page", instance.pk),
-        request_reindex,
-        instance.pk,
-        specific_label(instance),
-        instance.title,
-    )
+    collector = None
+    if connection.in_atomic_block:
+        for _sids, pending, _robust in connection.run_on_commit:
+            if isinstance(pending, DeletedPages):
+                collector = pending
+    if collector is None:
+        collector = DeletedPages()
+        transaction.on_commit(collector, robust=True)
+    # Ids and labels only: the task finds the pages gone and removes their entries.
+    collector.pages[instance.pk] = (specific_label(instance), instance.title, instance.depth)
+
+
+def request_removal(pages: dict[int, tuple[str, str, int]]) -> list[TaskRecord]:
+    """One reindex for a single deleted page; batches of removals for a deleted section."""
+    from django.apps import apps
+
+    from wagtail_tasks.search.tasks import KIND_REMOVE, remove_pages
+
+    if len(pages) == 1:
+        ((page_id, (label, title, _depth)),) = pages.items()
+        record = request_reindex(page_id, label, title)
+        return [record] if record else []
+    top_id, (top_label, top_title, _depth) = min(pages.items(), key=lambda item: item[1][2])
+    target = stand_in(apps.get_model(top_label), top_id, top_title)
+    ids = sorted(pages)
+    size = conf.get("WAGTAIL_TASKS_SEARCH_BATCH_SIZE")
+    records = []
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        records.append(
+            enqueue(
+                remove_pages,
+                chunk,
+                [pages[pk][0] for pk in chunk],
+                kind=KIND_REMOVE,
+                group=conf.SEARCH,
+                target=target,
+                total=len(chunk),
+            )
+        )
+    return records
 
 
 def on_subtree_changed(sender: type, instance: Page, **kwargs: Any) -> None:

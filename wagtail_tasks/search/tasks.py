@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from modelsearch.backends import get_search_backend, get_search_backends_with_name
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 KIND_REINDEX = register_kind("search.reindex", _("Search index update"))
 KIND_SUBTREE = register_kind("search.subtree", _("Search index update of a section"))
+KIND_REMOVE = register_kind("search.remove", _("Search index removal of deleted pages"))
 KIND_REBUILD = register_kind("search.rebuild", _("Search index rebuild"))
 
 
@@ -89,6 +91,24 @@ def reindex_page(run: TaskRun, page_id: int, model_label: str) -> str:
     return "indexed"
 
 
+@task
+@tracked
+def remove_pages(run: TaskRun, page_ids: list[int], model_labels: list[str]) -> int:
+    """Remove deleted pages (a deleted section) from the index; a page that exists is left."""
+    backends = auto_update_backends()
+    existing = set(Page.objects.filter(pk__in=page_ids).values_list("pk", flat=True))
+    removed = 0
+    for done, (page_id, label) in enumerate(zip(page_ids, model_labels, strict=True), start=1):
+        model = model_for(label)
+        if model is not None and page_id not in existing:
+            for backend in backends:
+                backend.delete(model(pk=page_id))
+            removed += 1
+        run.progress(done, len(page_ids))
+    run.progress(len(page_ids), len(page_ids), message=f"{removed} deleted pages removed")
+    return removed
+
+
 def id_chunks(queryset: models.QuerySet, size: int) -> Iterator[list[int]]:
     """Primary keys of ``queryset`` in ascending chunks, by keyset pagination."""
     last = 0
@@ -108,9 +128,7 @@ def index_pages(page_ids: list[int], backends: list[Any]) -> int:
     for pk, content_type_id in Page.objects.filter(pk__in=page_ids).values_list(
         "pk", "content_type_id"
     ):
-        model = Page.content_type.field.related_model.objects.get_for_id(
-            content_type_id
-        ).model_class()
+        model = ContentType.objects.get_for_id(content_type_id).model_class()
         if model is not None and auto_updated(model):
             by_model[model].append(pk)
     written = 0
