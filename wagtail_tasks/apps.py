@@ -23,3 +23,8 @@ class WagtailTasksConfig(AppConfig):
         page_published.connect(on_page_published, dispatch_uid="wagtail_tasks.notify")
         post_save.connect(retention.erase_on_unsubscribe, sender=Subscription)
         pre_delete.connect(retention.erase_on_delete, sender=Subscription)
+
+        from wagtail_tasks.search import policy as search_policy
+        from wagtail_tasks.search import tasks as search_tasks  # noqa: F401
+
+        search_policy.connect()

@@ -55,6 +55,13 @@ DEFAULTS: dict[str, Any] = {
     "WAGTAIL_TASKS_CONFIRM_LIMIT_PER_ADDRESS": (3, 3600),
     # The cache alias that holds those counters (share it between web processes).
     "WAGTAIL_TASKS_RATE_LIMIT_CACHE": "default",
+    # Search: keep pages in the search index through tracked tasks (read at call time).
+    "WAGTAIL_TASKS_SEARCH_AUTO_UPDATE": True,
+    # Search: at startup, disconnect Wagtail's own post_save/post_delete search handlers for
+    # page models, so a publish indexes the page once (ours replace them; other models keep them).
+    "WAGTAIL_TASKS_SEARCH_REPLACE_WAGTAIL_HANDLERS": True,
+    # Search: pages (objects) per batch when reindexing a subtree or rebuilding the index.
+    "WAGTAIL_TASKS_SEARCH_BATCH_SIZE": 200,
     # Per kind of work: the TASKS backend alias, queue name and priority to use.
     "WAGTAIL_TASKS": {},
 }

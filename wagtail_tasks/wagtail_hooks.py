@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail import hooks
 from wagtail.admin.action_menu import PublishMenuItem
+from wagtail.admin.menu import MenuItem
 from wagtail.log_actions import LogFormatter
 
 from wagtail_tasks.notifications.admin_views import SubscriptionViewSet
@@ -153,3 +154,34 @@ def page_tasks_header_buttons(page, user, view_name, next_url=None):
             icon_name="mail",
             priority=76,
         )
+
+
+# Search: the "Rebuild search index" action (the integrator links it from the tasks area).
+
+
+@hooks.register("register_admin_urls")
+def register_search_urls():
+    from django.urls import include, path
+
+    from wagtail_tasks.search import views as search_views
+
+    return [path("tasks/search/", include(search_views, namespace="wagtail_tasks_search"))]
+
+
+class RebuildSearchMenuItem(MenuItem):
+    def is_shown(self, request):
+        from wagtail_tasks.search.views import can_rebuild
+
+        return can_rebuild(request.user)
+
+
+@hooks.register("register_settings_menu_item")
+def register_search_rebuild_menu_item():
+    from django.urls import reverse
+
+    return RebuildSearchMenuItem(
+        gettext_lazy("Rebuild search index"),
+        reverse("wagtail_tasks_search:rebuild"),
+        icon_name="search",
+        order=1000,
+    )
