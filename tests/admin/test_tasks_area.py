@@ -360,3 +360,14 @@ def test_view_and_change_are_offered_in_the_group_editor(admin_client):
 def test_retry_of_rows_that_are_gone_is_reported(admin_client, site):
     response = admin_client.post(reverse(RETRY), {"id": [999999]}, follow=True)
     assert "The selected tasks no longer exist." in response.content.decode()
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_the_search_rebuild_is_offered_to_those_who_may_change(client, site, who):
+    client.force_login(USERS[who]())
+    response = client.get(reverse(INDEX))
+    if who not in CAN_VIEW:
+        assert response.status_code == 403
+        return
+    offered = reverse("wagtail_tasks_search:rebuild") in response.content.decode()
+    assert offered == (who in CAN_RETRY)

@@ -32,6 +32,7 @@ from wagtail.admin.utils import get_valid_next_url_from_request
 from wagtail.admin.views.generic import IndexView, InspectView
 from wagtail.admin.views.generic.permissions import PermissionCheckedMixin
 from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.admin.widgets import HeaderButton
 from wagtail.models import Site
 from wagtail.permissions import policy_registry
 
@@ -218,6 +219,21 @@ class TaskIndexView(ForbiddenMixin, IndexView):
         if self.can_retry:
             columns.insert(0, RetryCheckboxColumn("retry", label=_("Retry")))
         return columns
+
+    @cached_property
+    def header_buttons(self):
+        from wagtail_tasks.search.views import can_rebuild
+
+        buttons = super().header_buttons
+        if can_rebuild(self.request.user):
+            buttons.append(
+                HeaderButton(
+                    _("Rebuild search index"),
+                    url=reverse("wagtail_tasks_search:rebuild"),
+                    icon_name="search",
+                )
+            )
+        return buttons
 
     def get_context_data(self, *args, **kwargs):
         context = super().get_context_data(*args, **kwargs)
