@@ -23,3 +23,5 @@ class WagtailTasksConfig(AppConfig):
         page_published.connect(on_page_published, dispatch_uid="wagtail_tasks.notify")
         post_save.connect(retention.erase_on_unsubscribe, sender=Subscription)
         pre_delete.connect(retention.erase_on_delete, sender=Subscription)
+
+        from wagtail_tasks import checks  # noqa: F401  (registers the system checks)
