@@ -122,6 +122,9 @@ def _free_port() -> int:
 # Chosen once per test run and inherited by the worker processes it starts.
 OWN_REDIS_PORT = int(os.environ.setdefault("WAGTAIL_TASKS_TEST_OWN_REDIS_PORT", str(_free_port())))
 RQ_QUEUES = {
+    # django-tasks-rq reads every job's result through the connection of the "default"
+    # queue: it must exist, on the Redis the jobs are on.
+    "default": {"URL": REDIS_URL},
     "wt-default": {"URL": REDIS_URL},
     "wt-sending": {"URL": REDIS_URL},
     "wt-own": {"URL": f"redis://127.0.0.1:{OWN_REDIS_PORT}/0", "SOCKET_TIMEOUT": 2},
