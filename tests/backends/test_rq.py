@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 
-from sandbox.mailsink import MailSink
 from tests.backends.rq import (
     RedisServer,
     empty_queues,
