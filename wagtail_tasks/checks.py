@@ -87,7 +87,7 @@ def check_routes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     f"but the task backend {route.backend!r} cannot defer tasks.",
                     hint="A temporary failure (mail server down, 4xx) is not retried "
                     "automatically: the tracking row fails visibly with the reason and waits "
-                    "for a person to retry it (or for wagtail_tasks_recover). Route the group "
+                    "for a person to retry it (wagtail_tasks.tracking.requeue). Route the group "
                     "to a backend that supports_defer to retry on its own.",
                     id="wagtail_tasks.W004",
                 )
