@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from tests.settings import *  # noqa: F403
-from wagtail_tasks.task_api import DATABASE_BACKEND
+from wagtail_tasks.task_api import DATABASE_BACKEND, DUMMY_BACKEND, IMMEDIATE_BACKEND, RQ_BACKEND
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,11 +40,21 @@ TASKS = {
     "default": {"BACKEND": DATABASE_BACKEND, "QUEUES": ["default"]},
     # Same table, another backend_name: a worker started with --backend default never runs it.
     "parked": {"BACKEND": DATABASE_BACKEND, "QUEUES": ["default"]},
+    # backends_rate.py: the same notification on every kind of backend.
+    "immediate": {"BACKEND": IMMEDIATE_BACKEND},
+    "dummy": {"BACKEND": DUMMY_BACKEND},
+    "rq": {"BACKEND": RQ_BACKEND, "QUEUES": ["wt-bench"]},
 }
+RQ_QUEUES = {"default": {"URL": REDIS_URL}, "wt-bench": {"URL": REDIS_URL}}  # noqa: F405
 
+# WAGTAIL_TASKS_BENCH_ROUTE: "alias" or "alias:queue" for the notifications and sending groups.
+_route, _, _queue = os.environ.get("WAGTAIL_TASKS_BENCH_ROUTE", "default").partition(":")
 WAGTAIL_TASKS = {
-    "notifications": {"backend": "default"},
-    "sending": {"backend": os.environ.get("WAGTAIL_TASKS_BENCH_SENDING", "default")},
+    "notifications": {"backend": _route, "queue": _queue or "default"},
+    "sending": {
+        "backend": os.environ.get("WAGTAIL_TASKS_BENCH_SENDING", _route),
+        "queue": _queue or "default",
+    },
     "email": {"backend": "default"},
 }
 WAGTAIL_TASKS_SEND_BATCH_SIZE = int(os.environ.get("WAGTAIL_TASKS_BENCH_BATCH_SIZE", 100))

@@ -6,6 +6,7 @@ from wagtail.models import Page, Site
 
 from sandbox.mailsink import MailSink
 from tests.factories import ArticlePageFactory, SectionPageFactory, SubscriptionFactory
+from wagtail_tasks.testing import dummy_tasks  # noqa: F401  (the fixture users get)
 
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

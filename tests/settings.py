@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from wagtail_tasks.task_api import DATABASE_BACKEND, DUMMY_BACKEND, IMMEDIATE_BACKEND
+from wagtail_tasks.task_api import DATABASE_BACKEND, DUMMY_BACKEND, IMMEDIATE_BACKEND, RQ_BACKEND
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR = BASE_DIR.parent / "var"  # scratch space: test databases, media
@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "django_tasks",
     "django_tasks_db",
+    "django_rq",
     "wagtail.contrib.settings",
     "wagtail.users",
     "wagtail.snippets",
@@ -100,6 +101,33 @@ TASKS = {
     "default": {"BACKEND": IMMEDIATE_BACKEND},
     "dummy": {"BACKEND": DUMMY_BACKEND},
     "database": {"BACKEND": DATABASE_BACKEND, "QUEUES": ["default"]},
+    # django-tasks-rq on the shared Redis (database 5, queues prefixed "wt-"), worked by
+    # real ``rqworker`` processes (tests/backends/).
+    "rq": {"BACKEND": RQ_BACKEND, "QUEUES": ["wt-default", "wt-sending"]},
+    # The same on a Redis server of the test's own (started, stopped and restarted by
+    # tests/backends/test_rq.py to take the backend down).
+    "rq-own": {"BACKEND": RQ_BACKEND, "QUEUES": ["wt-own"]},
+}
+REDIS_URL = os.environ.get("WAGTAIL_TASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Chosen once per test run and inherited by the worker processes it starts.
+OWN_REDIS_PORT = int(os.environ.setdefault("WAGTAIL_TASKS_TEST_OWN_REDIS_PORT", str(_free_port())))
+RQ_QUEUES = {
+    # django-tasks-rq reads every job's result through the connection of the "default"
+    # queue: it must exist, on the Redis the jobs are on.
+    "default": {"URL": REDIS_URL},
+    "wt-default": {"URL": REDIS_URL},
+    "wt-sending": {"URL": REDIS_URL},
+    "wt-own": {"URL": f"redis://127.0.0.1:{OWN_REDIS_PORT}/0", "SOCKET_TIMEOUT": 2},
 }
 
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -107,7 +135,10 @@ DEFAULT_FROM_EMAIL = "news@example.com"
 
 # Worker processes started by the tests (tests/worker.py) get their routes and SMTP port here.
 if route := os.environ.get("WAGTAIL_TASKS_TEST_ROUTE"):
-    WAGTAIL_TASKS = {group: {"backend": route} for group in ("notifications", "sending", "email")}
+    WAGTAIL_TASKS = {
+        group: {"backend": route, "queue": os.environ.get("WAGTAIL_TASKS_TEST_QUEUE", "default")}
+        for group in ("notifications", "sending", "email")
+    }
 # Seconds before the first retry of an email, and of a send batch (worker tests shorten them).
 WAGTAIL_TASKS_MAIL_RETRY_DELAY = float(os.environ.get("WAGTAIL_TASKS_TEST_RETRY_DELAY", 60))
 WAGTAIL_TASKS_SEND_RETRY_DELAY = float(os.environ.get("WAGTAIL_TASKS_TEST_RETRY_DELAY", 10))

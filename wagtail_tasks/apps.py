@@ -28,3 +28,5 @@ class WagtailTasksConfig(AppConfig):
         from wagtail_tasks.search import tasks as search_tasks  # noqa: F401
 
         search_policy.connect()
+
+        from wagtail_tasks import checks  # noqa: F401  (registers the system checks)

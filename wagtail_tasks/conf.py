@@ -3,10 +3,13 @@
 Every setting, its default and its meaning live here and in the README's settings reference.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     # How many recipients one send task mails over one SMTP connection.
@@ -89,11 +92,39 @@ EMAIL = "email"  # any email the site sends through the task email backend
 ROUTE_GROUPS = (NOTIFICATIONS, SENDING, SEARCH, REPORTS, EMAIL)
 
 
-def route_for(group: str) -> Route:
-    """The backend alias, queue and priority configured for a group in ``WAGTAIL_TASKS``."""
+def route_for(group: str, site: Any = None) -> Route:
+    """Where a group's work goes: ``WAGTAIL_TASKS``, then the site's "Background tasks" setting.
+
+    With a ``site`` (a Site or its pk), a backend chosen in that site's setting wins, read now,
+    so an admin's change takes effect without a restart. A chosen alias that is no longer in
+    ``TASKS`` is ignored with a warning (see the check ``wagtail_tasks.W005``); so is any
+    error reading the setting: routing never breaks a publish.
+    """
     options = get("WAGTAIL_TASKS").get(group, {})
-    return Route(
+    route = Route(
         backend=options.get("backend", "default"),
         queue=options.get("queue", "default"),
         priority=int(options.get("priority", 0)),
     )
+    if site is None:
+        return route
+    from wagtail_tasks.site_settings import GROUP_FIELDS, for_site
+
+    row = for_site(site)
+    alias = getattr(row, GROUP_FIELDS.get(group, ""), "") if row is not None else ""
+    if not alias or alias == route.backend:
+        return route
+    tasks = getattr(settings, "TASKS", {}) or {"default": {}}
+    if alias not in tasks:
+        logger.warning(
+            "Site %s chose the task backend %r for %r, which is not in TASKS; using %r",
+            getattr(site, "pk", site),
+            alias,
+            group,
+            route.backend,
+        )
+        return route
+    # The queue configured for the group, if the chosen backend has it; else its default.
+    queues = tasks[alias].get("QUEUES") or []
+    queue = route.queue if not queues or route.queue in queues else "default"
+    return Route(backend=alias, queue=queue, priority=route.priority)

@@ -158,5 +158,14 @@ from wagtail_tasks.notifications.models import (  # noqa: E402
     Notification,
     Subscription,
 )
+from wagtail_tasks.site_settings import TaskSettings  # noqa: E402
 
-__all__ = ["Delivery", "Notification", "QueuedEmail", "Subscription", "TaskRecord", "TaskStatus"]
+__all__ = [
+    "Delivery",
+    "Notification",
+    "QueuedEmail",
+    "Subscription",
+    "TaskRecord",
+    "TaskSettings",
+    "TaskStatus",
+]

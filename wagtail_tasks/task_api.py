@@ -26,12 +26,14 @@ else:  # Django 5.2 with the backport
     DUMMY_BACKEND = "django_tasks.backends.dummy.DummyBackend"
 
 DATABASE_BACKEND = "django_tasks_db.DatabaseBackend"
+RQ_BACKEND = "django_tasks_rq.RQBackend"
 
 __all__ = [
     "BUILTIN",
     "DATABASE_BACKEND",
     "DUMMY_BACKEND",
     "IMMEDIATE_BACKEND",
+    "RQ_BACKEND",
     "InvalidTaskBackendError",
     "InvalidTaskError",
     "TaskResultStatus",

@@ -54,7 +54,7 @@ def enqueue(
     ``task`` must be wrapped with :func:`tracked`. ``group`` picks the backend, queue and
     priority from ``WAGTAIL_TASKS`` (see :mod:`wagtail_tasks.conf`).
     """
-    route = conf.route_for(group)
+    route = conf.route_for(group, site=site)
     record = TaskRecord.objects.create(
         kind=kind,
         parent=parent,
@@ -101,7 +101,7 @@ def _enqueue_again(
     """Put a row back to QUEUED (only from ``from_statuses``) and enqueue its task after commit."""
     if not record.task_path:
         return False
-    route = conf.route_for(record.group)
+    route = conf.route_for(record.group, site=record.site_id)
     updated = TaskRecord.objects.filter(pk=record.pk, status__in=from_statuses).update(
         status=TaskStatus.QUEUED,
         error=error,
@@ -309,7 +309,7 @@ def tracked(func: Callable[Concatenate[TaskRun, P], R]) -> Callable[..., R | Non
 def reschedule(run: TaskRun, retry: RetryLater) -> bool:
     """Requeue a running row ``retry.delay`` seconds from now; False if it failed instead."""
     record = run.record
-    route = conf.route_for(record.group)
+    route = conf.route_for(record.group, site=record.site_id)
     if task_backends[route.backend].supports_defer:
         run_after = timezone.now() + timedelta(seconds=retry.delay)
         message = f"Attempt {run.attempt} failed, retrying at {run_after:%H:%M:%S}: {retry.reason}"
@@ -425,7 +425,7 @@ def recover_stuck(now: datetime | None = None) -> Recovery:
                 record.pk,
                 import_string(record.task_path),
                 record.args,
-                conf.route_for(record.group),
+                conf.route_for(record.group, site=record.site_id),
             )
             recovery.resent.append(record.pk)
     return recovery

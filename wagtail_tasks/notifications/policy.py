@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from wagtail.models import Page, Revision
 
-from wagtail_tasks import conf
+from wagtail_tasks import conf, site_settings
 from wagtail_tasks.models import TaskRecord
 from wagtail_tasks.notifications.mixins import NotifySubscribersMixin
 from wagtail_tasks.notifications.models import Notification, NotificationTrigger
@@ -31,6 +31,9 @@ def on_page_published(
     if not instance.live:
         # A never-live page scheduled for later fires now with live=False; the signal that
         # publish_scheduled sends at go-live is the one that notifies.
+        return
+    if not site_settings.notify_on_publish(instance.get_site()):
+        # The site's "Background tasks" setting turned publish notifications off.
         return
     if instance.should_notify_subscribers(revision):
         notify_subscribers(instance, revision, NotificationTrigger.FIRST_PUBLISH)
