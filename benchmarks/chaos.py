@@ -172,12 +172,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON line per run only")
+    parser.add_argument("--db-name", default="chaos", help="database file var/bench/<name>.sqlite3")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     rng = random.Random(seed)
 
     common.setup(
-        "chaos",
+        args.db_name,
         WAGTAIL_TASKS_BENCH_STUCK_AFTER=str(STUCK_AFTER),
         WAGTAIL_TASKS_BENCH_PROGRESS_INTERVAL=str(PROGRESS_INTERVAL),
     )
