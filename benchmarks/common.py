@@ -23,13 +23,36 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def setup(name: str, **env: str) -> Path:
+def setup(name: str, database_url: str | None = None, **env: str) -> Path | str:
     """Point Django at a fresh SQLite file var/bench/<name>.sqlite3, set up Django, migrate.
+
+    With ``database_url`` (``postgres://user@host:port/dbname``), that PostgreSQL database is
+    dropped if it exists and created afresh instead (benchmarks/settings.py reads it from
+    WAGTAIL_TASKS_BENCH_DATABASE_URL).
 
     ``env`` adds WAGTAIL_TASKS_BENCH_* variables (read by benchmarks/settings.py) for this
     process; :func:`worker_env` passes the same database to worker processes.
     """
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    if database_url:
+        recreate_postgres_database(database_url)
+        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+        os.environ["WAGTAIL_TASKS_BENCH_DATABASE_URL"] = database_url
+        os.environ.update(env)
+
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        started = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        print(
+            f"(fresh PostgreSQL database {database_url.rsplit('/', 1)[-1]} migrated in "
+            f"{time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
+        return database_url
     db_path = BENCH_DIR / f"{name}.sqlite3"
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
@@ -52,6 +75,31 @@ def setup(name: str, **env: str) -> Path:
     return db_path
 
 
+def _postgres_maintenance(database_url: str, *statements: str) -> None:
+    """Run DROP/CREATE DATABASE statements ({} is the URL's database) on the "postgres" db."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(database_url)
+    name = sql.Identifier(parts.path.lstrip("/"))
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(sql.SQL(statement).format(name))
+
+
+def recreate_postgres_database(database_url: str) -> None:
+    """DROP (if it exists) and CREATE the PostgreSQL database a postgres:// URL names."""
+    _postgres_maintenance(
+        database_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", "CREATE DATABASE {}"
+    )
+
+
+def drop_postgres_database(database_url: str) -> None:
+    _postgres_maintenance(database_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)")
+
+
 def print_header(title: str, description: str = "") -> None:
     import django
     import wagtail
@@ -72,6 +120,14 @@ def print_header(title: str, description: str = "") -> None:
         f"CPUs {os.cpu_count()} | load avg {load}"
     )
     print(f"Platform: {platform.platform()}")
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            print(
+                f"Database: PostgreSQL {cursor.fetchone()[0]} ({connection.settings_dict['NAME']})"
+            )
     print(f"Code: {code_version()}")
     print(line, flush=True)
 

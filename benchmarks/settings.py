@@ -4,6 +4,8 @@ Everything varies through environment variables, set by ``benchmarks/common.py``
 benchmark process and for each ``db_worker`` subprocess:
 
 - ``WAGTAIL_TASKS_BENCH_DB``: the SQLite file (a fresh one per script run, under var/bench/);
+- ``WAGTAIL_TASKS_BENCH_DATABASE_URL``: a database URL (``postgres://...``) used instead of
+  the SQLite file when set (panel_endpoint.py); SQLite stays the default;
 - ``WAGTAIL_TASKS_BENCH_SMTP_PORT``: the MailSink port (SMTP email backend when set);
 - ``WAGTAIL_TASKS_BENCH_BATCH_SIZE``: ``WAGTAIL_TASKS_SEND_BATCH_SIZE`` (default 100);
 - ``WAGTAIL_TASKS_BENCH_SENDING``: the TASKS alias the "sending" group goes to (default
@@ -35,6 +37,19 @@ DATABASES = {
         "CONN_MAX_AGE": int(os.environ.get("WAGTAIL_TASKS_BENCH_CONN_MAX_AGE", 0)),
     }
 }
+
+if database_url := os.environ.get("WAGTAIL_TASKS_BENCH_DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(database_url, conn_max_age=0)}
+    DATABASES["default"]["CONN_MAX_AGE"] = int(
+        os.environ.get("WAGTAIL_TASKS_BENCH_CONN_MAX_AGE", 0)
+    )
+    if (
+        DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+        and "django.contrib.postgres" not in INSTALLED_APPS  # noqa: F405
+    ):
+        INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.postgres"]  # noqa: F405
 
 TASKS = {
     "default": {"BACKEND": DATABASE_BACKEND, "QUEUES": ["default"]},
