@@ -87,3 +87,16 @@ class TaskRecordFactory(factory.django.DjangoModelFactory):
     task_path = "tests.testapp.tasks.count_to"
     group = "notifications"
     args = factory.LazyFunction(lambda: [2])
+
+
+def editor(*codenames: str):
+    """A Wagtail editor (admin access) with the given wagtail_tasks permissions."""
+    from django.contrib.auth.models import Group, Permission
+
+    user = UserFactory(username=f"editor-{'-'.join(codenames) or 'none'}")
+    group = Group.objects.create(name=f"group-{user.username}")
+    group.permissions.add(Permission.objects.get(codename="access_admin"))
+    for codename in codenames:
+        group.permissions.add(Permission.objects.get(codename=codename))
+    user.groups.add(group)
+    return user

@@ -4,13 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from wagtail.models import Page, Site
 
-from tests.factories import SuperuserFactory, TaskRecordFactory, UserFactory
+from tests.factories import SuperuserFactory, TaskRecordFactory, UserFactory, editor
 from wagtail_tasks.models import TaskRecord, TaskStatus
 from wagtail_tasks.task_api import task_backends
 
@@ -20,17 +20,6 @@ INDEX = "wagtail_tasks_tasks:index"
 RESULTS = "wagtail_tasks_tasks:index_results"
 INSPECT = "wagtail_tasks_tasks:inspect"
 RETRY = "wagtail_tasks_tasks:retry"
-
-
-def editor(*codenames):
-    """A Wagtail editor (admin access) with the given wagtail_tasks permissions."""
-    user = UserFactory(username=f"editor-{'-'.join(codenames) or 'none'}")
-    group = Group.objects.create(name=f"group-{user.username}")
-    group.permissions.add(Permission.objects.get(codename="access_admin"))
-    for codename in codenames:
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user.groups.add(group)
-    return user
 
 
 @pytest.fixture

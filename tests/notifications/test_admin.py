@@ -1,25 +1,13 @@
 """The Subscriptions area of the Wagtail admin, and who may see it."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
-from tests.factories import SubscriptionFactory, SuperuserFactory, UserFactory
+from tests.factories import SubscriptionFactory, SuperuserFactory, editor
 
 pytestmark = pytest.mark.django_db
 
 INDEX = "wagtail_tasks_subscriptions:index"
-
-
-def editor(*codenames):
-    """A Wagtail editor (admin access) with the given wagtail_tasks permissions."""
-    user = UserFactory(username=f"editor-{'-'.join(codenames) or 'none'}")
-    group = Group.objects.create(name=f"group-{user.username}")
-    group.permissions.add(Permission.objects.get(codename="access_admin"))
-    for codename in codenames:
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user.groups.add(group)
-    return user
 
 
 def test_listing_shows_and_searches_subscriptions(client, section):

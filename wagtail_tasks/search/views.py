@@ -4,8 +4,7 @@ the rebuild in the background (instead of ``manage.py update_index``)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -28,7 +27,9 @@ def can_rebuild(user) -> bool:
 @require_http_methods(["GET", "POST"])
 def rebuild(request: HttpRequest) -> HttpResponse:
     if not can_rebuild(request.user):
-        raise PermissionDenied
+        # A plain 403 like every admin endpoint of ours (PermissionDenied would be turned
+        # into a redirect to the dashboard by Wagtail's admin).
+        return HttpResponseForbidden(_("You may not rebuild the search index."))
     if request.method == "POST":
         record, created = request_rebuild(requested_by=request.user)
         if created:
