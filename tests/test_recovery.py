@@ -81,8 +81,8 @@ def test_stuck_work_is_failed_with_the_reason_and_run_again(run_tasks):
 
 
 @pytest.mark.django_db
-def test_stuck_work_without_attempts_left_stays_failed_for_a_person(run_tasks, settings):
-    settings.WAGTAIL_TASKS_MAX_ATTEMPTS = 1
+def test_work_whose_worker_died_too_often_stays_failed_for_a_person(run_tasks, settings):
+    settings.WAGTAIL_TASKS_MAX_CRASHES = 1
     record = running()
     with run_tasks() as callbacks:
         recovery = tracking.recover_stuck(now=later())
@@ -385,3 +385,26 @@ def test_a_backend_that_cannot_report_results_is_trusted(run_tasks, settings):
     record = queued_on(settings, "dummy", run_tasks)
     assert tracking.recover_stuck(now=later()).resent == []
     assert TaskRecord.objects.get(pk=record.pk).status == TaskStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_planned_retries_do_not_use_up_the_recoveries(run_tasks, settings):
+    """A batch retried three times while the mail server was down, then killed, is still
+    recovered: only worker deaths count against WAGTAIL_TASKS_MAX_CRASHES."""
+    settings.WAGTAIL_TASKS_MAX_CRASHES = 2
+    record = running()
+    TaskRecord.objects.filter(pk=record.pk).update(attempts=4)
+    with run_tasks():
+        first = tracking.recover_stuck(now=later())
+    record.refresh_from_db()
+    assert (first.requeued, record.crashes) == ([record.pk], 1)
+    # It dies again: the second death is the last one allowed.
+    TaskRecord.objects.filter(pk=record.pk).update(
+        status=TaskStatus.RUNNING, heartbeat_at=timezone.now()
+    )
+    with run_tasks() as callbacks:
+        second = tracking.recover_stuck(now=later())
+    record.refresh_from_db()
+    assert (second.requeued, second.failed, callbacks) == ([], [record.pk], [])
+    assert (record.status, record.crashes) == (TaskStatus.FAILED, 2)
+    assert "worker death 2" in record.error

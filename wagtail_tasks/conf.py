@@ -44,8 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "WAGTAIL_TASKS_MAIL_STORAGE": None,
     # Seconds without a heartbeat after which RUNNING work counts as stuck (its worker died).
     "WAGTAIL_TASKS_STUCK_AFTER": 300,
-    # Runs a piece of work gets in all: stuck work is enqueued again until it has had these.
-    "WAGTAIL_TASKS_MAX_ATTEMPTS": 3,
+    # Times a piece of work may be found stuck (its worker died) and be enqueued again; after
+    # that it stays FAILED for a person to retry. Planned retries (SMTP down) do not count.
+    "WAGTAIL_TASKS_MAX_CRASHES": 3,
     # Days to keep finished tracking rows (with their child rows); None keeps them forever.
     "WAGTAIL_TASKS_KEEP_TASKS_FOR": 90,
     # Days to keep the delivery rows of a finished notification (its counts stay on its row).

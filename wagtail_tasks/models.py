@@ -122,6 +122,8 @@ class TaskRecord(models.Model):
     message = models.CharField(_("message"), max_length=255, blank=True)
     error = models.TextField(_("error"), blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Runs whose worker died (found stuck by recover_stuck), apart from planned retries.
+    crashes = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)

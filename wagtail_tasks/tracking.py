@@ -374,7 +374,7 @@ def on_recovery(kind: str) -> Callable[[Callable[[TaskRecord], None]], Callable]
 @dataclass
 class Recovery:
     requeued: list[int] = field(default_factory=list)  # stuck RUNNING rows, enqueued again
-    failed: list[int] = field(default_factory=list)  # stuck rows with no attempts left
+    failed: list[int] = field(default_factory=list)  # stuck rows whose worker died too often
     resent: list[int] = field(default_factory=list)  # QUEUED rows whose job was lost
 
 
@@ -383,8 +383,10 @@ def recover_stuck(now: datetime | None = None) -> Recovery:
 
     Stuck means RUNNING with no heartbeat for ``WAGTAIL_TASKS_STUCK_AFTER`` seconds (see
     ``TaskRecordQuerySet.stuck``). Each such row is marked FAILED with the reason, its kind's
-    recovery handler runs, and it is requeued if it has had fewer than
-    ``WAGTAIL_TASKS_MAX_ATTEMPTS`` runs; otherwise it stays FAILED for a person to look at.
+    recovery handler runs, and it is requeued unless its worker has now died
+    ``WAGTAIL_TASKS_MAX_CRASHES`` times; then it stays FAILED for a person to look at. Only
+    deaths count: a planned retry (``run.retry_later``, a mail server that was down) does not
+    use up the work's chances of being recovered.
     Tasks are idempotent, so a worker that was only slow, not dead, does no harm.
     """
     now = now or timezone.now()
@@ -394,7 +396,8 @@ def recover_stuck(now: datetime | None = None) -> Recovery:
         last_sign = record.heartbeat_at or record.started_at
         error = (
             "The worker stopped responding: no heartbeat since "
-            f"{last_sign:%Y-%m-%d %H:%M:%S %Z} (attempt {record.attempts})."
+            f"{last_sign:%Y-%m-%d %H:%M:%S %Z} (attempt {record.attempts}, "
+            f"worker death {record.crashes + 1})."
         )
         # One transaction per row: its new run is enqueued (on commit) only once the handler
         # has tidied up after the dead one.
@@ -402,12 +405,18 @@ def recover_stuck(now: datetime | None = None) -> Recovery:
             # Only if still stuck: a heartbeat that arrived meanwhile wins.
             updated = TaskRecord.objects.filter(
                 pk=record.pk, status=TaskStatus.RUNNING, heartbeat_at=record.heartbeat_at
-            ).update(status=TaskStatus.FAILED, error=error, message=error[:255], finished_at=now)
+            ).update(
+                status=TaskStatus.FAILED,
+                error=error,
+                message=error[:255],
+                finished_at=now,
+                crashes=F("crashes") + 1,
+            )
             if not updated:
                 continue
             record.refresh_from_db()
             logger.warning("Tracking row %s (%s) is stuck: %s", record.pk, record.kind, error)
-            again = record.attempts < conf.get("WAGTAIL_TASKS_MAX_ATTEMPTS") and requeue(record)
+            again = record.crashes < conf.get("WAGTAIL_TASKS_MAX_CRASHES") and requeue(record)
             (recovery.requeued if again else recovery.failed).append(record.pk)
             if handler := _recovery_handlers.get(record.kind):
                 try:
