@@ -36,28 +36,16 @@ def setup(name: str, database_url: str | None = None, **env: str) -> Path | str:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     if database_url:
         recreate_postgres_database(database_url)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
         os.environ["WAGTAIL_TASKS_BENCH_DATABASE_URL"] = database_url
-        os.environ.update(env)
-
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        started = time.perf_counter()
-        call_command("migrate", verbosity=0)
-        print(
-            f"(fresh PostgreSQL database {database_url.rsplit('/', 1)[-1]} migrated in "
-            f"{time.perf_counter() - started:.1f} s)",
-            flush=True,
-        )
-        return database_url
-    db_path = BENCH_DIR / f"{name}.sqlite3"
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        database: Path | str = database_url
+        label = f"PostgreSQL database {database_url.rsplit('/', 1)[-1]}"
+    else:
+        database = BENCH_DIR / f"{name}.sqlite3"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        os.environ["WAGTAIL_TASKS_BENCH_DB"] = str(database)
+        label = f"database {database.relative_to(ROOT)}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
-    os.environ["WAGTAIL_TASKS_BENCH_DB"] = str(db_path)
     os.environ.update(env)
 
     import django
@@ -67,12 +55,8 @@ def setup(name: str, database_url: str | None = None, **env: str) -> Path | str:
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
-    print(
-        f"(fresh database {db_path.relative_to(ROOT)} migrated in "
-        f"{time.perf_counter() - started:.1f} s)",
-        flush=True,
-    )
-    return db_path
+    print(f"(fresh {label} migrated in {time.perf_counter() - started:.1f} s)", flush=True)
+    return database
 
 
 def _postgres_maintenance(database_url: str, *statements: str) -> None:

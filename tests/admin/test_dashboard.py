@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.admin.test_tasks_area import CAN_VIEW, USERS, listed_ids
-from tests.factories import SuperuserFactory, TaskRecordFactory
+from tests.factories import TaskRecordFactory
 from wagtail_tasks.admin.dashboard import TasksDashboardPanel, task_counts
 from wagtail_tasks.models import TaskStatus
 
@@ -18,12 +18,6 @@ pytestmark = pytest.mark.django_db
 
 HOME = "wagtailadmin_home"
 INDEX = "wagtail_tasks_tasks:index"
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(SuperuserFactory(username="admin"))
-    return client
 
 
 @pytest.fixture

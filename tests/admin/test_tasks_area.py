@@ -22,12 +22,6 @@ INSPECT = "wagtail_tasks_tasks:inspect"
 RETRY = "wagtail_tasks_tasks:retry"
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(SuperuserFactory(username="admin"))
-    return client
-
-
 def listed_ids(response):
     """The ids of the rows in a listing, in order (from their inspect links)."""
     assert response.status_code == 200
