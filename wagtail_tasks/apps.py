@@ -30,3 +30,4 @@ class WagtailTasksConfig(AppConfig):
         search_policy.connect()
 
         from wagtail_tasks import checks  # noqa: F401  (registers the system checks)
+        from wagtail_tasks.reports import builtin  # noqa: F401

@@ -59,6 +59,11 @@ DEFAULTS: dict[str, Any] = {
     "WAGTAIL_TASKS_CONFIRM_LIMIT_PER_ADDRESS": (3, 3600),
     # The cache alias that holds those counters (share it between web processes).
     "WAGTAIL_TASKS_RATE_LIMIT_CACHE": "default",
+    # Reports: STORAGES alias for report files; None: a private folder beside MEDIA_ROOT.
+    # Never public media: files are served only by the permission-checked download view.
+    "WAGTAIL_TASKS_REPORT_STORAGE": None,
+    # Reports: days a report file can be downloaded; wagtail_tasks_prune then deletes it.
+    "WAGTAIL_TASKS_KEEP_REPORTS_FOR": 7,
     # Search: keep pages in the search index through tracked tasks (read at call time).
     "WAGTAIL_TASKS_SEARCH_AUTO_UPDATE": True,
     # Search: at startup, disconnect Wagtail's own post_save/post_delete search handlers for

@@ -160,12 +160,14 @@ from wagtail_tasks.notifications.models import (  # noqa: E402
     Notification,
     Subscription,
 )
+from wagtail_tasks.reports.models import ReportFile  # noqa: E402
 from wagtail_tasks.site_settings import TaskSettings  # noqa: E402
 
 __all__ = [
     "Delivery",
     "Notification",
     "QueuedEmail",
+    "ReportFile",
     "Subscription",
     "TaskRecord",
     "TaskSettings",

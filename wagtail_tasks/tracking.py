@@ -214,6 +214,16 @@ class TaskRun:
             heartbeat_at=timezone.now(),
         )
 
+    def raise_if_cancelled(self) -> None:
+        """Stop here (:class:`TaskCancelled`) if someone cancelled this row meanwhile.
+
+        Cancelling finishes the row at once (``finish(..., CANCELLED)``); a long task calls
+        this between chunks so that it stops working, and tidies up, soon after.
+        """
+        status = TaskRecord.objects.filter(pk=self.record.pk).values_list("status", flat=True)
+        if status.first() == TaskStatus.CANCELLED:
+            raise TaskCancelled(self.record.message or "Cancelled")
+
     def after_finish(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once this row has its final status, whether it failed or not."""
         self._after_finish.append(callback)

@@ -185,3 +185,45 @@ def register_search_rebuild_menu_item():
         icon_name="search",
         order=1000,
     )
+
+
+# Reports: their pages under /admin/reports/background/, one Reports menu item per report the
+# user may run, and "Report files" with their recent files.
+
+
+@hooks.register("register_admin_urls")
+def register_report_urls():
+    from django.urls import include, path
+
+    from wagtail_tasks.reports import views as report_views
+
+    return [path("reports/background/", include(report_views, namespace="wagtail_tasks_reports"))]
+
+
+@hooks.register("construct_reports_menu")
+def add_report_menu_items(request, menu_items):
+    from django.urls import reverse
+
+    from wagtail_tasks.reports import reports_for
+
+    reports = reports_for(request.user)
+    for order, report in enumerate(reports, start=2000):
+        menu_items.append(
+            MenuItem(
+                report.title,
+                reverse("wagtail_tasks_reports:report", args=[report.name]),
+                name=f"wagtail-tasks-report-{report.name}",
+                icon_name=report.icon,
+                order=order,
+            )
+        )
+    if reports:
+        menu_items.append(
+            MenuItem(
+                gettext_lazy("Report files"),
+                reverse("wagtail_tasks_reports:index"),
+                name="wagtail-tasks-report-files",
+                icon_name="download",
+                order=2999,
+            )
+        )
