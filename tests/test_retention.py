@@ -136,6 +136,6 @@ def test_the_prune_command_says_what_it_deleted(notified, capsys, settings):
     settings.WAGTAIL_TASKS_KEEP_TASKS_FOR = 0
     call_command("wagtail_tasks_prune")
     assert (
-        "Deleted 2 tracking row(s), 3 delivery row(s), 0 subscription(s)."
+        "Deleted 0 expired report file(s), 2 tracking row(s), 3 delivery row(s), 0 subscription(s)."
         in capsys.readouterr().out
     )

@@ -1,8 +1,9 @@
 """How long wagtail_tasks keeps what it records, and what it erases when a subscriber leaves.
 
 ``prune()`` (``manage.py wagtail_tasks_prune``, run daily) deletes, by the ``WAGTAIL_TASKS_KEEP_*``
-settings: finished tracking rows, the delivery rows of finished notifications (their counts
-stay on the notification's tracking row), and unsubscribed or never-confirmed subscriptions.
+settings: expired report files (their rows stay, marked expired), finished tracking rows, the
+delivery rows of finished notifications (their counts stay on the notification's tracking
+row), and unsubscribed or never-confirmed subscriptions.
 The signal handlers erase the address details of a subscriber's deliveries as soon as they
 unsubscribe or are deleted, whatever the retention.
 """
@@ -23,6 +24,8 @@ from wagtail_tasks.notifications.models import (
     SubscriptionStatus,
     erase_delivery_details,
 )
+from wagtail_tasks.reports.files import expire_files
+from wagtail_tasks.reports.models import ReportFile
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Pruned:
     tasks: int = 0
     deliveries: int = 0
     subscriptions: int = 0
+    report_files: int = 0
 
 
 def days_ago(now: datetime, setting: str) -> datetime | None:
@@ -40,6 +44,7 @@ def days_ago(now: datetime, setting: str) -> datetime | None:
 def prune(now: datetime | None = None) -> Pruned:
     now = now or timezone.now()
     pruned = Pruned()
+    pruned.report_files = expire_files(now)
     if cutoff := days_ago(now, "WAGTAIL_TASKS_KEEP_DELIVERIES_FOR"):
         finished = Q(notification__record__status__in=FINISHED_STATUSES) | Q(
             notification__record__isnull=True
@@ -51,6 +56,8 @@ def prune(now: datetime | None = None) -> Pruned:
         old = TaskRecord.objects.filter(
             parent__isnull=True, status__in=FINISHED_STATUSES, finished_at__lt=cutoff
         )
+        # A report file kept longer than its tracking row goes with it, file and all.
+        pruned.report_files += expire_files(now, ReportFile.objects.filter(record__in=old))
         pruned.tasks = old.delete()[1].get(TaskRecord._meta.label, 0)
     if cutoff := days_ago(now, "WAGTAIL_TASKS_KEEP_UNSUBSCRIBED_FOR"):
         confirm_expired = now - timedelta(seconds=conf.get("WAGTAIL_TASKS_CONFIRM_MAX_AGE"))

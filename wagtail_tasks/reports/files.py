@@ -105,11 +105,14 @@ def delete_stored(name: str) -> None:
         logger.exception("Could not delete report file %s", name)
 
 
-def expire_files(now: datetime | None = None) -> int:
-    """Delete the stored files of expired reports; their rows stay (``expired_at`` set)."""
+def expire_files(now: datetime | None = None, files: Any = None) -> int:
+    """Delete the stored files of expired reports (or of ``files``, a ``ReportFile``
+    queryset, whatever their expiry); their rows stay, with ``expired_at`` set."""
     now = now or timezone.now()
     expired = 0
-    for report_file in ReportFile.objects.expired_by(now).order_by("pk"):
+    if files is None:
+        files = ReportFile.objects.expired_by(now)
+    for report_file in files.filter(expired_at__isnull=True).exclude(stored_name="").order_by("pk"):
         delete_stored(report_file.stored_name)
         ReportFile.objects.filter(pk=report_file.pk).update(expired_at=now)
         expired += 1
