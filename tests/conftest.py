@@ -85,3 +85,16 @@ def fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def report_dir(tmp_path, settings, monkeypatch):
+    """Each test's report files in its own folder; worker processes it starts use it too."""
+    folder = tmp_path / "reports"
+    monkeypatch.setenv("WAGTAIL_TASKS_TEST_REPORT_DIR", str(folder))
+    reports = {
+        **settings.STORAGES["reports"],
+        "OPTIONS": {"location": str(folder), "base_url": None},
+    }
+    settings.STORAGES = {**settings.STORAGES, "reports": reports}
+    return folder

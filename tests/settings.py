@@ -152,3 +152,20 @@ WAGTAIL_TASKS_SEND_BATCH_SIZE = int(os.environ.get("WAGTAIL_TASKS_TEST_BATCH_SIZ
 WAGTAIL_TASKS_CLAIM_SIZE = int(os.environ.get("WAGTAIL_TASKS_TEST_CLAIM_SIZE", 10))
 if template_dir := os.environ.get("WAGTAIL_TASKS_TEST_TEMPLATE_DIR"):
     TEMPLATES[0]["DIRS"] = [template_dir, *TEMPLATES[0]["DIRS"]]
+
+# Report files go to a storage of their own: tests/conftest.py points it (and the worker
+# processes a test starts, through the environment) at the test's temporary folder.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "reports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": os.environ.get(
+                "WAGTAIL_TASKS_TEST_REPORT_DIR", str(BASE_DIR.parent / "var" / "test-reports")
+            ),
+            "base_url": None,
+        },
+    },
+}
+WAGTAIL_TASKS_REPORT_STORAGE = "reports"
