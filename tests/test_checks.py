@@ -1,8 +1,8 @@
-"""System checks of the routes (wagtail_tasks/checks.py)."""
+"""System checks of the routes and the private storages (wagtail_tasks/checks.py)."""
 
 import pytest
 
-from wagtail_tasks.checks import check_routes, check_site_settings
+from wagtail_tasks.checks import check_private_storages, check_routes, check_site_settings
 from wagtail_tasks.site_settings import TaskSettings
 
 
@@ -70,3 +70,29 @@ def test_the_checks_are_registered():
     from django.core.checks.registry import registry
 
     assert {check_routes, check_site_settings} <= set(registry.get_checks())
+
+
+def test_the_test_settings_storages_are_private():
+    assert check_private_storages() == []
+
+
+def test_a_private_storage_alias_missing_from_storages_is_an_error(settings):
+    settings.WAGTAIL_TASKS_REPORT_STORAGE = "private-reports"
+    [error] = check_private_storages()
+    assert error.id == "wagtail_tasks.E006"
+    assert "WAGTAIL_TASKS_REPORT_STORAGE" in error.msg and "'private-reports'" in error.msg
+
+
+def test_a_private_storage_inside_media_root_is_a_warning(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media" / "attachments")},
+        },
+    }
+    settings.WAGTAIL_TASKS_MAIL_STORAGE = "attachments"
+    [warning] = check_private_storages()
+    assert warning.id == "wagtail_tasks.W007"
+    assert "WAGTAIL_TASKS_MAIL_STORAGE" in warning.msg and "inside MEDIA_ROOT" in warning.msg

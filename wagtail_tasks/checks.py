@@ -1,5 +1,6 @@
 """System checks: every route in ``WAGTAIL_TASKS`` (and in the sites' "Background tasks"
-setting) names a configured ``TASKS`` backend that can do what the group needs.
+setting) names a configured ``TASKS`` backend that can do what the group needs, and the
+private storages are configured and private.
 
 =====================  ==========================================================================
 ``wagtail_tasks.E001``  a group's backend alias is not in ``TASKS``
@@ -7,6 +8,8 @@ setting) names a configured ``TASKS`` backend that can do what the group needs.
 ``wagtail_tasks.W003``  a group has a priority but its backend does not ``supports_priority``
 ``wagtail_tasks.W004``  a group retries with ``run_after`` but its backend cannot defer
 ``wagtail_tasks.W005``  a site's "Background tasks" setting names an alias that is not in ``TASKS``
+``wagtail_tasks.E006``  ``WAGTAIL_TASKS_REPORT_STORAGE`` / ``_MAIL_STORAGE`` is not in ``STORAGES``
+``wagtail_tasks.W007``  that storage is a folder inside ``MEDIA_ROOT``: its files would be public
 =====================  ==========================================================================
 """
 
@@ -119,4 +122,42 @@ def check_site_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                         id="wagtail_tasks.W005",
                     )
                 )
+    return messages
+
+
+PRIVATE_STORAGE_SETTINGS = ("WAGTAIL_TASKS_REPORT_STORAGE", "WAGTAIL_TASKS_MAIL_STORAGE")
+
+
+@register()
+def check_private_storages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report files and mail attachments hold personal data: never in public media."""
+    from pathlib import Path
+
+    messages: list[CheckMessage] = []
+    storages_setting = getattr(settings, "STORAGES", {}) or {}
+    media_root = Path(settings.MEDIA_ROOT).resolve() if settings.MEDIA_ROOT else None
+    for name in PRIVATE_STORAGE_SETTINGS:
+        alias = conf.get(name)
+        if not alias:
+            continue  # the default folder is beside MEDIA_ROOT, not in it
+        if alias not in storages_setting:
+            messages.append(
+                Error(
+                    f"{name} is {alias!r}, which is not an alias in STORAGES.",
+                    hint="Add that alias to STORAGES, or set the setting to None for the "
+                    "default private folder beside MEDIA_ROOT.",
+                    id="wagtail_tasks.E006",
+                )
+            )
+            continue
+        location = (storages_setting[alias].get("OPTIONS") or {}).get("location")
+        if media_root and location and Path(location).resolve().is_relative_to(media_root):
+            messages.append(
+                Warning(
+                    f"{name} ({alias!r}) keeps its files in {location}, inside MEDIA_ROOT: "
+                    "the web server would serve them to anyone with the URL.",
+                    hint="Give that storage a location outside MEDIA_ROOT.",
+                    id="wagtail_tasks.W007",
+                )
+            )
     return messages
