@@ -35,6 +35,7 @@ from django.http import QueryDict
 from django.test import RequestFactory
 from django.utils.encoding import force_str
 from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 from wagtail.admin.views.mixins import SpreadsheetExportMixin
 
 FORMAT_CSV = SpreadsheetExportMixin.FORMAT_CSV
@@ -126,7 +127,9 @@ class Report(SpreadsheetExportMixin):
             value = form.cleaned_data.get(name)
             if value in (None, "", [], ()):
                 continue
-            if isinstance(value, QuerySet | list | tuple | set):
+            if isinstance(value, bool):
+                value = _("Yes") if value else _("No")
+            elif isinstance(value, QuerySet | list | tuple | set):
                 value = ", ".join(force_str(item) for item in value)
             elif hasattr(value, "start") and hasattr(value, "stop"):  # a date range
                 value = " – ".join(force_str(v) for v in (value.start, value.stop) if v)
