@@ -241,7 +241,18 @@ class WagtailReport(Report):
     def get_filtered_queryset(self) -> Any:
         return self.view.get_filtered_queryset()
 
-    def decorate_chunk(self, objects: list[Any]) -> Iterable[Any]:
+    def chunks(self, rows: Any) -> Iterator[list[Any]]:
+        """Slices of the queryset, as Wagtail's paginator gives the view: its
+        ``decorate_paginated_queryset`` may query them (Aging pages calls ``values_list``)."""
+        if not isinstance(rows, QuerySet):
+            yield from super().chunks(rows)
+            return
+        start = 0
+        while page := rows[start : start + self.chunk_size]:  # evaluated (and cached) once
+            yield list(self.decorate_chunk(page))
+            start += self.chunk_size
+
+    def decorate_chunk(self, objects: Any) -> Iterable[Any]:
         return self.view.decorate_paginated_queryset(objects)
 
     @property
