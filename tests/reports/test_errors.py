@@ -1,5 +1,6 @@
 """Bad input, reports that fail half way, and files that are gone."""
 
+import tempfile
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -88,8 +89,11 @@ def broken_report():
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_a_report_that_raises_leaves_a_visible_error_and_no_file(
-    admin_client, broken_report, run_tasks, report_dir, fmt
+    admin_client, broken_report, run_tasks, report_dir, tmp_path, monkeypatch, fmt
 ):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with run_tasks():
         response = admin_client.post(report_url("tests-broken"), {"format": fmt})
     report_file = ReportFile.objects.get()
@@ -100,6 +104,7 @@ def test_a_report_that_raises_leaves_a_visible_error_and_no_file(
     assert record.progress_done == 4  # two chunks were written before it failed
     assert report_file.stored_name == "" and report_file.size is None and report_file.rows is None
     assert stored_files(report_dir) == []
+    assert list(scratch.iterdir()) == []  # nor half a file in the temporary folder
     page = admin_client.get(file_url("file", report_file)).content.decode()
     assert "RowsRanOut: the rows ran out at 5" in page
     assert 'data-status="failed"' in page and 'data-ready="false"' in page
