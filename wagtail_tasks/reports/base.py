@@ -144,7 +144,10 @@ class Report(SpreadsheetExportMixin):
             if isinstance(value, QuerySet | list | tuple | set):
                 value = ", ".join(force_str(readable(field, item)) for item in value)
             elif hasattr(value, "start") and hasattr(value, "stop"):  # a date range
-                value = " – ".join(force_str(v) for v in (value.start, value.stop) if v)
+                # As typed ("2026-11-01"), not as cleaned (midnight, end of day, UTC).
+                typed = form[name].value()
+                ends = typed if isinstance(typed, list | tuple) else (value.start, value.stop)
+                value = " – ".join(force_str(v) if v else "…" for v in ends)  # "… – 2026-11-30"
             else:
                 value = readable(field, value)
             label = field.label or name
