@@ -30,12 +30,13 @@ from itertools import islice
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import QueryDict
 from django.test import RequestFactory
+from django.utils.choices import flatten_choices
 from django.utils.encoding import force_str
 from django.utils.text import capfirst
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from wagtail.admin.views.mixins import SpreadsheetExportMixin
 
 FORMAT_CSV = SpreadsheetExportMixin.FORMAT_CSV
@@ -45,6 +46,18 @@ FORMAT_CHOICES = [(FORMAT_CSV, "CSV"), (FORMAT_XLSX, "Excel (XLSX)")]
 
 class ReportNotFound(LookupError):
     pass
+
+
+def readable(field: forms.Field, value: Any) -> Any:
+    """A cleaned value as the form showed it: a choice's label (not its code), Yes or No."""
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(field, forms.ModelChoiceField):
+        return field.label_from_instance(value) if isinstance(value, Model) else value
+    if isinstance(field, forms.ChoiceField):
+        labels = {str(key): label for key, label in flatten_choices(field.choices)}
+        return labels.get(str(value), value)
+    return value
 
 
 class Report(SpreadsheetExportMixin):
@@ -127,13 +140,17 @@ class Report(SpreadsheetExportMixin):
             value = form.cleaned_data.get(name)
             if value in (None, "", [], ()):
                 continue
-            if isinstance(value, bool):
-                value = _("Yes") if value else _("No")
-            elif isinstance(value, QuerySet | list | tuple | set):
-                value = ", ".join(force_str(item) for item in value)
+            field = form.fields[name]
+            if isinstance(value, QuerySet | list | tuple | set):
+                value = ", ".join(force_str(readable(field, item)) for item in value)
             elif hasattr(value, "start") and hasattr(value, "stop"):  # a date range
-                value = " – ".join(force_str(v) for v in (value.start, value.stop) if v)
-            label = form.fields[name].label or name
+                # As typed ("2026-11-01"), not as cleaned (midnight, end of day, UTC).
+                typed = form[name].value()
+                ends = typed if isinstance(typed, list | tuple) else (value.start, value.stop)
+                value = " – ".join(force_str(v) if v else "…" for v in ends)  # "… – 2026-11-30"
+            else:
+                value = readable(field, value)
+            label = field.label or name
             shown.append([force_str(capfirst(label)), force_str(value)])
         return shown
 
@@ -244,7 +261,18 @@ class WagtailReport(Report):
     def get_filtered_queryset(self) -> Any:
         return self.view.get_filtered_queryset()
 
-    def decorate_chunk(self, objects: list[Any]) -> Iterable[Any]:
+    def chunks(self, rows: Any) -> Iterator[list[Any]]:
+        """Slices of the queryset, as Wagtail's paginator gives the view: its
+        ``decorate_paginated_queryset`` may query them (Aging pages calls ``values_list``)."""
+        if not isinstance(rows, QuerySet):
+            yield from super().chunks(rows)
+            return
+        start = 0
+        while page := rows[start : start + self.chunk_size]:  # evaluated (and cached) once
+            yield list(self.decorate_chunk(page))
+            start += self.chunk_size
+
+    def decorate_chunk(self, objects: Any) -> Iterable[Any]:
         return self.view.decorate_paginated_queryset(objects)
 
     @property

@@ -75,18 +75,37 @@ def write_report(
         worksheet = workbook.create_sheet(title=report.title[:31] or "Sheet1")
         worksheet.append(headings)
         date_format = ExcelDateFormatter().get()
-        for chunk in report.chunks(rows):
-            for item in chunk:
-                worksheet.append(
-                    sheet.generate_xlsx_row(
-                        worksheet, sheet.to_row_dict(item), date_format=date_format
+        try:
+            for chunk in report.chunks(rows):
+                for item in chunk:
+                    worksheet.append(
+                        sheet.generate_xlsx_row(
+                            worksheet, sheet.to_row_dict(item), date_format=date_format
+                        )
                     )
-                )
-            written += len(chunk)
-            progress(written)
+                written += len(chunk)
+                progress(written)
+        except BaseException:
+            discard_sheet(worksheet)
+            raise
         workbook.save(out)
         return written
     raise ValueError(f"Unknown report format {format!r}")
+
+
+def discard_sheet(worksheet: Any) -> None:
+    """Remove the temporary file a write-only sheet keeps its rows in: openpyxl removes it on
+    save or at process exit, so a report that stops half way would leave rows in a worker's
+    temporary folder for as long as the worker lives."""
+    writer = worksheet._writer
+    if writer is None:
+        return
+    try:
+        if worksheet._rows is not None:
+            worksheet._rows.close()  # its rows' element first, then the sheet's file
+        writer.close()
+    finally:
+        writer.cleanup()
 
 
 def store(report_file: ReportFile, temporary: IO[bytes]) -> str:
