@@ -25,6 +25,7 @@ form was validated for. Rows are read in chunks (``chunk_size``), never all at o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, ClassVar
@@ -285,10 +286,20 @@ class WagtailReport(Report):
 _registry: dict[str, type[Report]] = {}
 
 
+# A URL part (the admin's report URLs take a slug) that fits ReportFile.report_name.
+NAME_PATTERN = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+
+
 def register_report(report_class: type[Report]) -> type[Report]:
     """Class decorator: make a report available in the admin (under Reports)."""
     if not report_class.name:
         raise ValueError(f"{report_class.__name__} needs a name")
+    if not NAME_PATTERN.fullmatch(report_class.name):
+        # Else its menu item cannot be reversed, and every admin page fails with it.
+        raise ValueError(
+            f"{report_class.__name__}.name must be 1 to 64 letters, digits, '-' or '_': "
+            f"{report_class.name!r}"
+        )
     _registry[report_class.name] = report_class
     return report_class
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import django_filters
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import ContentTypeFilter, DateRangePickerWidget, WagtailFilterSet
@@ -49,12 +50,23 @@ def below_page(queryset, name, page):
     return queryset.filter(**{f"{prefix}path__startswith": page.path})
 
 
+class SectionChooser(AdminPageChooser):
+    """Wagtail's page chooser, showing no page (not a server error) when the form is shown
+    again with a value that is no page id at all (``?section=abc`` in a hand-edited link)."""
+
+    def get_instance(self, value):
+        try:
+            return super().get_instance(value)
+        except (ValueError, TypeError, OverflowError, ValidationError):
+            return None
+
+
 class SectionFilter(django_filters.ModelChoiceFilter):
     """A page chooser: keep rows of that page and the pages below it."""
 
     def __init__(self, relation: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("label", _("Page and the pages below it"))
-        kwargs.setdefault("widget", AdminPageChooser())
+        kwargs.setdefault("widget", SectionChooser())
         kwargs["queryset"] = Page.objects.all()
         super().__init__(method=self.filter_section, **kwargs)
         self.relation = relation
@@ -241,7 +253,10 @@ class NotificationDeliveriesReport(Report):
 
 
 class FailedDeliveryFilterSet(WagtailFilterSet):
-    notification = django_filters.NumberFilter(label=_("Notification ID"))
+    # An id, bounded: a 30-digit number would pass the form and fail the query in the worker.
+    notification = django_filters.NumberFilter(
+        label=_("Notification ID"), min_value=1, max_value=2**63 - 1, decimal_places=0
+    )
     created_at = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
 
     class Meta:

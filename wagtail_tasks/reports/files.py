@@ -9,11 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils import timezone
@@ -30,10 +34,41 @@ logger = logging.getLogger(__name__)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Excel refuses a sheet title with one of these characters (openpyxl raises), or longer than 31.
+SHEET_TITLE_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def sheet_title(title: Any) -> str:
+    """The report's title as a sheet title Excel takes: "Drafts: news/events" would otherwise
+    fail every XLSX file of the report."""
+    title = SHEET_TITLE_FORBIDDEN.sub(" ", str(title)).strip(" '")[:31].strip(" '")
+    return title or "Sheet1"
+
+
+def xlsx_text(value: Any) -> Any:
+    """Text without the control characters XLSX cannot hold: openpyxl raises on them, and one
+    page title pasted with a vertical tab would fail the whole file."""
+    if isinstance(value, str):
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
 def report_storage() -> Storage:
     """The ``WAGTAIL_TASKS_REPORT_STORAGE`` alias of ``STORAGES``, else a private folder
     (``wagtail_tasks_private/reports`` beside ``MEDIA_ROOT``)."""
-    return private_storage("WAGTAIL_TASKS_REPORT_STORAGE", "reports")
+    storage = private_storage("WAGTAIL_TASKS_REPORT_STORAGE", "reports")
+    location = getattr(storage, "location", None)
+    if location and settings.MEDIA_ROOT:
+        # An alias such as "default" would put subscribers' addresses in public media.
+        media = Path(settings.MEDIA_ROOT).resolve()
+        if Path(location).resolve().is_relative_to(media):
+            raise ImproperlyConfigured(
+                f"WAGTAIL_TASKS_REPORT_STORAGE is a folder in MEDIA_ROOT ({location}): report "
+                "files would be public. Name a storage outside it, or unset the setting."
+            )
+    return storage
 
 
 def as_text_cell(value: Any) -> Any:
@@ -72,17 +107,14 @@ def write_report(
 
         # Write-only: openpyxl streams rows to a temporary file, so memory stays flat.
         workbook = Workbook(write_only=True, iso_dates=True)
-        worksheet = workbook.create_sheet(title=report.title[:31] or "Sheet1")
+        worksheet = workbook.create_sheet(title=sheet_title(report.title))
         worksheet.append(headings)
         date_format = ExcelDateFormatter().get()
         try:
             for chunk in report.chunks(rows):
                 for item in chunk:
-                    worksheet.append(
-                        sheet.generate_xlsx_row(
-                            worksheet, sheet.to_row_dict(item), date_format=date_format
-                        )
-                    )
+                    row = {field: xlsx_text(value) for field, value in sheet.to_row_dict(item).items()}
+                    worksheet.append(sheet.generate_xlsx_row(worksheet, row, date_format=date_format))
                 written += len(chunk)
                 progress(written)
         except BaseException:

@@ -36,8 +36,15 @@ class ReportError(Exception):
     """Why a report could not be generated, in words for the person who asked."""
 
 
-def filter_values(data: QueryDict) -> dict[str, list[str]]:
-    return {key: values for key, values in data.lists() if key not in NOT_FILTERS}
+def filter_values(data: QueryDict, form: Any = None) -> dict[str, list[str]]:
+    """The values of the report's filter fields (a date range's ``<name>_after`` too): any
+    other key of a hand-made POST, megabytes of it, would be stored and linked with the file."""
+    names = tuple(form.add_prefix(name) for name in form.fields) if form is not None else ()
+    return {
+        key: values
+        for key, values in data.lists()
+        if key not in NOT_FILTERS and any(key == n or key.startswith(f"{n}_") for n in names)
+    }
 
 
 def as_query_dict(values: dict[str, list[str]]) -> QueryDict:
@@ -64,7 +71,7 @@ def request_report(report: Report, format: str, site: Any = None) -> ReportFile:
             report_name=report.name,
             title=str(report.title)[:255],
             format=format,
-            filters=filter_values(report.data),
+            filters=filter_values(report.data, report.form),
             filters_display=report.filters_display(),
             filename=filename,
         )
@@ -114,22 +121,26 @@ def generate_report(run: TaskRun) -> int:
         count = write_report(report, rows, report_file.format, temporary, progress)
         run.raise_if_cancelled()
         name = store(report_file, temporary)
-    size = report_storage().size(name)
-    days = conf.get("WAGTAIL_TASKS_KEEP_REPORTS_FOR")
-    with transaction.atomic():
-        # A cancel that came while the file was being stored wins: the file goes.
-        locked = TaskRecord.objects.select_for_update().filter(pk=run.id).first()
-        if locked is None or locked.status != TaskStatus.RUNNING:
-            delete_stored(name)
-            raise TaskCancelled(locked.message if locked else "Cancelled")
-        ReportFile.objects.filter(pk=report_file.pk).update(
-            stored_name=name,
-            size=size,
-            rows=count,
-            expires_at=None if days is None else timezone.now() + timedelta(days=days),
-        )
-        run.progress(count, count, force=True)
-        finish(run.id, TaskStatus.SUCCEEDED, message=f"{count} rows", run=run)
+    try:
+        size = report_storage().size(name)
+        days = conf.get("WAGTAIL_TASKS_KEEP_REPORTS_FOR")
+        with transaction.atomic():
+            # A cancel that came while the file was being stored wins: the file goes.
+            locked = TaskRecord.objects.select_for_update().filter(pk=run.id).first()
+            if locked is None or locked.status != TaskStatus.RUNNING:
+                raise TaskCancelled(locked.message if locked else "Cancelled")
+            ReportFile.objects.filter(pk=report_file.pk).update(
+                stored_name=name,
+                size=size,
+                rows=count,
+                expires_at=None if days is None else timezone.now() + timedelta(days=days),
+            )
+            run.progress(count, count, force=True)
+            finish(run.id, TaskStatus.SUCCEEDED, message=f"{count} rows", run=run)
+    except BaseException:
+        # Not recorded as this row's file: nothing would ever expire it. Delete it now.
+        delete_stored(name)
+        raise
     return count
 
 
