@@ -30,7 +30,7 @@ from itertools import islice
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import QueryDict
 from django.test import RequestFactory
 from django.utils.encoding import force_str
@@ -242,6 +242,10 @@ class WagtailReport(Report):
         return self.view.get_filtered_queryset()
 
     def decorate_chunk(self, objects: list[Any]) -> Iterable[Any]:
+        if objects and isinstance(objects[0], Model):
+            # Wagtail decorates a page of its paginator, a QuerySet (Aging pages reads it
+            # with .values_list()): give it this chunk as one, in the report's order.
+            objects = self.get_filtered_queryset().filter(pk__in=[obj.pk for obj in objects])
         return self.view.decorate_paginated_queryset(objects)
 
     @property
