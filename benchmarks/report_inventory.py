@@ -57,7 +57,9 @@ def _count(execute, sql, params, many, context):
             _counts["other"] += 1
     return execute(sql, params, many, context)
 def _install(sender, connection, **kwargs):
-    connection.execute_wrappers.append(_count)
+    # Fired again on every reconnect of the same connection object: add the counter once.
+    if _count not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_count)
 connection_created.connect(_install, weak=False)
 def _write_counts():
     with open(os.environ["WAGTAIL_TASKS_BENCH_COUNT_FILE"], "w") as out:
