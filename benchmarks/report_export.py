@@ -263,7 +263,9 @@ def main() -> None:
         f"{med['wagtail'] / med['ours']:.0f}x."
     )
     print("RSS HWM +MB: the serving process's VmHWM during the request minus VmRSS before it")
-    print("(VmHWM reset via /proc/self/clear_refs), median; tracemalloc MB: Python allocations'")
+    print("(VmHWM reset via /proc/self/clear_refs), median; it understates after the first")
+    print("request, whose freed memory stays mapped for the next; per round above.")
+    print("tracemalloc MB: Python allocations'")
     print("peak in one untimed request each. worker s: finished_at - started_at of our row.")
     common.verdict(
         same and med["ours"] <= TARGET_OURS_MS,
