@@ -254,6 +254,15 @@ def add_bulk_pages(
     return pks
 
 
+def analyze() -> None:
+    """PostgreSQL: ANALYZE after bulk inserts, as autovacuum would before long (SQLite: no-op)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
 def publish(page):
     """Publish the latest draft as the editor does in code: new revision, then publish.
 

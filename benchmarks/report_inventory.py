@@ -203,6 +203,7 @@ def main() -> None:
     for size in sizes:
         started = time.perf_counter()
         site.grow_to(size)
+        common.analyze()
         expected = report_rows_expected()
         print(
             f"  ({size:,} bulk pages in place after {time.perf_counter() - started:.1f} s; "
