@@ -197,6 +197,72 @@ def add_subscribers(page, count: int, prefix: str = "reader") -> None:
         )
 
 
+PATH_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # treebeard's MP_Node path alphabet
+
+
+def path_step(n: int) -> str:
+    """The 4-character treebeard path step of a page's ``n``-th child (1-based)."""
+    digits = ""
+    for _ in range(4):
+        n, rest = divmod(n, 36)
+        digits = PATH_ALPHABET[rest] + digits
+    return digits
+
+
+def add_bulk_pages(
+    parent, count: int, prefix: str = "bulk", published_at=None, owner=None, batch: int = 2000
+) -> list[int]:
+    """Bulk-insert ``count`` live plain ``Page`` rows below ``parent`` (fast: no signals, no
+    revisions), appended after its existing children. With ``published_at`` they look
+    published (``first/last_published_at``); ``owner`` sets their owner. Returns their pks
+    where the database reports them (PostgreSQL, SQLite), in path order.
+    """
+    import uuid
+
+    from django.contrib.contenttypes.models import ContentType
+    from wagtail.models import Locale, Page
+
+    parent = Page.objects.get(pk=parent.pk)
+    content_type = ContentType.objects.get_for_model(Page)
+    locale = Locale.get_default()
+    start = parent.numchild + 1
+    pks: list[int] = []
+    for first in range(start, start + count, batch):
+        created = Page.objects.bulk_create(
+            [
+                Page(
+                    title=f"{prefix.capitalize()} page number {n} about wombats",
+                    draft_title=f"{prefix.capitalize()} page number {n} about wombats",
+                    slug=f"{prefix}-{n}",
+                    path=parent.path + path_step(n),
+                    depth=parent.depth + 1,
+                    numchild=0,
+                    url_path=f"{parent.url_path}{prefix}-{n}/",
+                    content_type=content_type,
+                    locale=locale,
+                    translation_key=uuid.uuid4(),
+                    live=True,
+                    owner=owner,
+                    first_published_at=published_at,
+                    last_published_at=published_at,
+                )
+                for n in range(first, min(first + batch, start + count))
+            ]
+        )
+        pks.extend(page.pk for page in created if page.pk is not None)
+    Page.objects.filter(pk=parent.pk).update(numchild=parent.numchild + count)
+    return pks
+
+
+def analyze() -> None:
+    """PostgreSQL: ANALYZE after bulk inserts, as autovacuum would before long (SQLite: no-op)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+
+
 def publish(page):
     """Publish the latest draft as the editor does in code: new revision, then publish.
 

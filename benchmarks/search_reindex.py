@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,47 +27,11 @@ from benchmarks import common  # noqa: E402
 SAVES = 100
 TARGET_BURST_UPDATES = 2
 TARGET_GROWTH_MB = 10.0
-ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # treebeard's MP_Node path alphabet
-
-
-def path_step(n: int) -> str:
-    digits = ""
-    for _ in range(4):
-        n, rest = divmod(n, 36)
-        digits = ALPHABET[rest] + digits
-    return digits
 
 
 def add_pages(count: int) -> None:
     """Bulk-insert ``count`` live plain pages under the home page (fast, no signals)."""
-    from django.contrib.contenttypes.models import ContentType
-    from wagtail.models import Locale, Page
-
-    home = common.home_page()
-    content_type = ContentType.objects.get_for_model(Page)
-    locale = Locale.get_default()
-    start = home.numchild + 1
-    batch = 2000
-    for first in range(start, start + count, batch):
-        Page.objects.bulk_create(
-            [
-                Page(
-                    title=f"Indexed page number {n} about wombats",
-                    draft_title=f"Indexed page number {n} about wombats",
-                    slug=f"bulk-{n}",
-                    path=home.path + path_step(n),
-                    depth=home.depth + 1,
-                    numchild=0,
-                    url_path=f"{home.url_path}bulk-{n}/",
-                    content_type=content_type,
-                    locale=locale,
-                    translation_key=uuid.uuid4(),
-                    live=True,
-                )
-                for n in range(first, min(first + batch, start + count))
-            ]
-        )
-    Page.objects.filter(pk=home.pk).update(numchild=home.numchild + count)
+    common.add_bulk_pages(common.home_page(), count)
 
 
 def search_rows(kind: str):

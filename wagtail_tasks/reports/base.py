@@ -262,18 +262,11 @@ class WagtailReport(Report):
     def get_filtered_queryset(self) -> Any:
         return self.view.get_filtered_queryset()
 
-    def chunks(self, rows: Any) -> Iterator[list[Any]]:
-        """Slices of the queryset, as Wagtail's paginator gives the view: its
-        ``decorate_paginated_queryset`` may query them (Aging pages calls ``values_list``)."""
-        if not isinstance(rows, QuerySet):
-            yield from super().chunks(rows)
-            return
-        start = 0
-        while page := rows[start : start + self.chunk_size]:  # evaluated (and cached) once
-            yield list(self.decorate_chunk(page))
-            start += self.chunk_size
-
-    def decorate_chunk(self, objects: Any) -> Iterable[Any]:
+    def decorate_chunk(self, objects: list[Any]) -> Iterable[Any]:
+        if objects and isinstance(objects[0], Model):
+            # Wagtail decorates a page of its paginator, a QuerySet (Aging pages reads it
+            # with .values_list()): give it this chunk as one, in the report's order.
+            objects = self.get_filtered_queryset().filter(pk__in=[obj.pk for obj in objects])
         return self.view.decorate_paginated_queryset(objects)
 
     @property
