@@ -113,8 +113,12 @@ def write_report(
         try:
             for chunk in report.chunks(rows):
                 for item in chunk:
-                    row = {field: xlsx_text(value) for field, value in sheet.to_row_dict(item).items()}
-                    worksheet.append(sheet.generate_xlsx_row(worksheet, row, date_format=date_format))
+                    row = {
+                        field: xlsx_text(value) for field, value in sheet.to_row_dict(item).items()
+                    }
+                    worksheet.append(
+                        sheet.generate_xlsx_row(worksheet, row, date_format=date_format)
+                    )
                 written += len(chunk)
                 progress(written)
         except BaseException:
