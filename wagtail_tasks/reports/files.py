@@ -21,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils import timezone
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from wagtail.admin.views.mixins import ExcelDateFormatter
 
 from wagtail_tasks.reports.base import FORMAT_CSV, FORMAT_XLSX, Report
@@ -49,8 +51,6 @@ def xlsx_text(value: Any) -> Any:
     """Text without the control characters XLSX cannot hold: openpyxl raises on them, and one
     page title pasted with a vertical tab would fail the whole file."""
     if isinstance(value, str):
-        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
         return ILLEGAL_CHARACTERS_RE.sub("", value)
     return value
 
@@ -103,8 +103,6 @@ def write_report(
         text.detach()
         return written
     if format == FORMAT_XLSX:
-        from openpyxl import Workbook
-
         # Write-only: openpyxl streams rows to a temporary file, so memory stays flat.
         workbook = Workbook(write_only=True, iso_dates=True)
         worksheet = workbook.create_sheet(title=sheet_title(report.title))
