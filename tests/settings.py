@@ -137,7 +137,7 @@ DEFAULT_FROM_EMAIL = "news@example.com"
 if route := os.environ.get("WAGTAIL_TASKS_TEST_ROUTE"):
     WAGTAIL_TASKS = {
         group: {"backend": route, "queue": os.environ.get("WAGTAIL_TASKS_TEST_QUEUE", "default")}
-        for group in ("notifications", "sending", "email")
+        for group in ("notifications", "sending", "email", "reports")
     }
 # Seconds before the first retry of an email, and of a send batch (worker tests shorten them).
 WAGTAIL_TASKS_MAIL_RETRY_DELAY = float(os.environ.get("WAGTAIL_TASKS_TEST_RETRY_DELAY", 60))

@@ -36,7 +36,7 @@ ACCEPT_DELAY = 0.015
 PANEL = '[data-controller="wagtail-tasks-panel"]'
 BAR = f'{PANEL} .wagtail-tasks-progress[data-kind="notification"]'
 
-# Records every data-percent the notification bar shows, whether the panel changes the
+# Records every data-percent the bar (selector) shows, whether the panel changes the
 # attribute or replaces its HTML, and marks the window so that a reload would be noticed.
 WATCH_PERCENTS = """
 (selector) => {

@@ -23,7 +23,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.browser.slow_reports import SLOW_CHUNK_SECONDS, SLOW_ROWS, SlowReport
-from tests.browser.test_panel import log_in
+from tests.browser.test_panel import WATCH_PERCENTS, log_in
 from tests.factories import ArticlePageFactory, PlainPageFactory, SuperuserFactory
 from tests.worker import ROOT, worker_command, worker_env
 from wagtail_tasks.models import TaskStatus
@@ -40,25 +40,6 @@ LIVE_ARTICLES = 120  # 12 chunks of 10, 0.3 s each: the bar has steps to show
 PANEL = '[data-controller="wagtail-tasks-panel"]'
 FILE = f"{PANEL} .wagtail-tasks-report-file"
 BAR = f'{PANEL} .wagtail-tasks-progress[data-kind="report"]'
-
-# Records every data-percent the bar shows and marks the window, so a reload would be seen.
-WATCH_PERCENTS = """
-(selector) => {
-    window.__marker = 1;
-    window.__percents = [];
-    const record = () => {
-        const bar = document.querySelector(selector);
-        if (!bar) return;
-        const value = Number(bar.dataset.percent);
-        const seen = window.__percents;
-        if (seen.length === 0 || seen[seen.length - 1] !== value) seen.push(value);
-    };
-    record();
-    new MutationObserver(record).observe(document.body, {
-        subtree: true, childList: true, attributes: true, attributeFilter: ["data-percent"],
-    });
-}
-"""
 
 
 @pytest.fixture

@@ -417,3 +417,33 @@ def admin_pages_work() -> bool:
     client = Client()
     client.force_login(SuperuserFactory(username="checker"))
     return client.get(reverse("wagtailadmin_home")).status_code == 200
+
+
+def test_a_second_report_with_a_taken_name_is_refused(rows_report):
+    """Registering another class under a taken name would silently hide the first one."""
+
+    class Impostor(RowsReport):
+        title = "Impostor"
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_report(Impostor)
+    assert report_tasks.get_report_class("hostile-rows") is RowsReport
+    assert register_report(RowsReport) is RowsReport  # the same class again is harmless
+
+    unregister_report("hostile-rows")
+    assert register_report(Impostor) is Impostor  # replacing on purpose
+    unregister_report("hostile-rows")
+    register_report(RowsReport)
+
+
+def test_a_filename_of_a_developers_choice_is_made_safe(rows_report, superuser, client):
+    rows_report.get_filename = lambda self: "../../etc/Q3 report: drafts"
+    try:
+        response = client.post(report_url("hostile-rows"), {"format": "csv"})
+    finally:
+        del rows_report.get_filename
+    assert response.status_code == 302
+    report_file = ReportFile.objects.get()
+    assert report_file.filename.startswith("etcQ3_report_drafts-")
+    assert report_file.filename.endswith(".csv")
+    assert "/" not in report_file.filename

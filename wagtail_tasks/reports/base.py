@@ -293,6 +293,14 @@ def register_report(report_class: type[Report]) -> type[Report]:
             f"{report_class.__name__}.name must be 1 to 64 letters, digits, '-' or '_': "
             f"{report_class.name!r}"
         )
+    registered = _registry.get(report_class.name)
+    if registered is not None and registered is not report_class:
+        # Silently replacing would hide one of the two; replacing a built-in is deliberate.
+        raise ValueError(
+            f"A report named {report_class.name!r} is already registered "
+            f"({registered.__module__}.{registered.__qualname__}): call "
+            f"unregister_report({report_class.name!r}) first to replace it"
+        )
     _registry[report_class.name] = report_class
     return report_class
 

@@ -21,8 +21,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils import timezone
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from wagtail.admin.views.mixins import ExcelDateFormatter
 
 from wagtail_tasks.reports.base import FORMAT_CSV, FORMAT_XLSX, Report
@@ -47,12 +45,15 @@ def sheet_title(title: Any) -> str:
     return title or "Sheet1"
 
 
-def xlsx_text(value: Any) -> Any:
-    """Text without the control characters XLSX cannot hold: openpyxl raises on them, and one
-    page title pasted with a vertical tab would fail the whole file."""
-    if isinstance(value, str):
-        return ILLEGAL_CHARACTERS_RE.sub("", value)
-    return value
+def xlsx_cells(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's text without the control characters XLSX cannot hold: openpyxl raises on
+    them, and one page title pasted with a vertical tab would fail the whole file."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return {
+        field: ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+        for field, value in row.items()
+    }
 
 
 def report_storage() -> Storage:
@@ -103,6 +104,9 @@ def write_report(
         text.detach()
         return written
     if format == FORMAT_XLSX:
+        # Imported here, as Wagtail does: importing openpyxl costs every process several MB.
+        from openpyxl import Workbook
+
         # Write-only: openpyxl streams rows to a temporary file, so memory stays flat.
         workbook = Workbook(write_only=True, iso_dates=True)
         worksheet = workbook.create_sheet(title=sheet_title(report.title))
@@ -111,9 +115,7 @@ def write_report(
         try:
             for chunk in report.chunks(rows):
                 for item in chunk:
-                    row = {
-                        field: xlsx_text(value) for field, value in sheet.to_row_dict(item).items()
-                    }
+                    row = xlsx_cells(sheet.to_row_dict(item))
                     worksheet.append(
                         sheet.generate_xlsx_row(worksheet, row, date_format=date_format)
                     )

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 from django.utils.translation import gettext_lazy as _
 
 from wagtail_tasks import conf
@@ -57,7 +58,9 @@ def as_query_dict(values: dict[str, list[str]]) -> QueryDict:
 def request_report(report: Report, format: str, site: Any = None) -> ReportFile:
     """Record a report file and enqueue its generation after commit. ``report`` must be
     bound to valid filters (:meth:`Report.is_valid`)."""
-    filename = f"{report.name}-{timezone.localdate():%Y-%m-%d}.{format}"
+    # get_filename() is SpreadsheetExportMixin's hook; a developer's override may hold anything.
+    name = get_valid_filename(f"{report.get_filename()}-{timezone.localdate():%Y-%m-%d}")
+    filename = f"{name.lstrip('.')[-200:]}.{format}"
     with transaction.atomic():
         record = enqueue(
             generate_report,

@@ -192,12 +192,18 @@ def download(request: HttpRequest, report_file: ReportFile) -> HttpResponse:
     storage = report_storage()
     if not (report_file.is_expired or report_file.is_ready):
         return redirect("wagtail_tasks_reports:file", report_file.pk)  # not (yet) a file
-    if report_file.is_expired or not storage.exists(report_file.stored_name):
+    stored = None
+    if not report_file.is_expired:
+        try:  # opened, not checked with exists(): pruning may delete it between the two
+            stored = storage.open(report_file.stored_name, "rb")
+        except FileNotFoundError:
+            pass
+    if stored is None:
         return TemplateResponse(
             request, "wagtail_tasks/reports/expired.html", {"report_file": report_file}, status=410
         )
     response = FileResponse(
-        storage.open(report_file.stored_name, "rb"),
+        stored,
         as_attachment=True,
         filename=report_file.filename,
         content_type=report_file.content_type,
