@@ -188,7 +188,7 @@ def test_notification_deliveries_counts(admin_client, generate, article, fmt):
         cell(article.pk, fmt),
         *counts,
     ]
-    assert (oldest["Trigger"], oldest["Status"]) == ("requested", "succeeded")
+    assert (oldest["Trigger"], oldest["Status"]) == ("Requested by an editor", "Succeeded")
     assert [newest[k] for k in ("Page", "Page ID", "Sent", "Failed")] == [
         "Deleted page",
         cell(None, fmt),
@@ -255,7 +255,7 @@ def test_subscribers_rows(admin_client, generate, section, article, fmt):
         ("b@example.com", "Big news"),
     ]
     assert [r["Includes pages below"] for r in data] == ["Yes", "Yes", "No"]
-    assert [r["Status"] for r in data] == ["pending", "confirmed", "confirmed"]
+    assert [r["Status"] for r in data] == ["Waiting for confirmation", "Confirmed", "Confirmed"]
     assert data[1]["Page ID"] == cell(article.pk, fmt)
 
 

@@ -7,11 +7,13 @@ Registered in ``AppConfig.ready()``; a site removes one with ``unregister_report
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import django_filters
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import ContentTypeFilter, DateRangePickerWidget, WagtailFilterSet
@@ -22,10 +24,12 @@ from wagtail.coreutils import get_content_type_label, multigetattr
 from wagtail.models import Page, get_page_content_types
 from wagtail.permission_policies.pages import PagePermissionPolicy
 
+from wagtail_tasks.models import TaskStatus
 from wagtail_tasks.notifications.models import (
     Delivery,
     DeliveryStatus,
     Notification,
+    NotificationTrigger,
     Subscription,
     SubscriptionStatus,
 )
@@ -36,6 +40,12 @@ PAGE_EDITING = ["add", "change", "publish"]
 
 def yes_no(value: Any) -> str:
     return str(_("Yes") if value else _("No"))
+
+
+def label_of(choices: type[models.Choices]) -> Callable[[Any], str]:
+    """A stored code as the admin shows it ("Confirmed", not "confirmed")."""
+    labels = dict(choices.choices)
+    return lambda value: str(labels.get(value, value))
 
 
 def username(user: Any) -> str:
@@ -240,6 +250,13 @@ class NotificationDeliveriesReport(Report):
         "skipped": _("Skipped"),
     }
 
+    def __init__(self, user: Any) -> None:
+        super().__init__(user)
+        self.custom_field_preprocess = {
+            "trigger": {fmt: label_of(NotificationTrigger) for fmt in self.FORMATS},
+            "record.status": {fmt: label_of(TaskStatus) for fmt in self.FORMATS},
+        }
+
     def get_queryset(self):
         return (
             Notification.objects.select_related("record")
@@ -351,6 +368,7 @@ class SubscribersReport(Report):
         super().__init__(user)
         self.custom_field_preprocess = {
             "include_descendants": {fmt: yes_no for fmt in self.FORMATS},
+            "status": {fmt: label_of(SubscriptionStatus) for fmt in self.FORMATS},
         }
 
     def get_queryset(self):
