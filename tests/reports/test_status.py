@@ -53,3 +53,26 @@ def test_status_of_a_cancelled_report_is_not_active(admin_client, site, dummy_ta
     data = status(admin_client, report_file)
     assert data["active"] is False
     assert 'data-status="cancelled"' in data["html"] and "Cancelled by admin" in data["html"]
+
+
+def test_generate_again_while_the_same_file_is_being_made_opens_that_file(
+    admin_client, site, dummy_tasks, run_tasks
+):
+    def ask(fmt="csv", live="true"):
+        with run_tasks():
+            response = admin_client.post(
+                report_url("content-inventory"), {"format": fmt, "live": live}
+            )
+        assert response.status_code == 302
+        return response["Location"]
+
+    first = ask()
+    assert ask() == first  # a double click
+    assert ReportFile.objects.count() == 1
+    assert ask(fmt="xlsx") != first  # another format, another file
+    assert ask(live="false") != first  # other filters, another file
+    assert ReportFile.objects.count() == 3
+
+    run_enqueued()
+    assert ask() != first  # once it is finished, Generate makes a new one
+    assert ReportFile.objects.count() == 4

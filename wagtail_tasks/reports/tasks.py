@@ -20,7 +20,12 @@ from django.utils.translation import gettext_lazy as _
 
 from wagtail_tasks import conf
 from wagtail_tasks.kinds import register_kind
-from wagtail_tasks.models import TaskRecord, TaskStatus, target_content_type
+from wagtail_tasks.models import (
+    FINISHED_STATUSES,
+    TaskRecord,
+    TaskStatus,
+    target_content_type,
+)
 from wagtail_tasks.reports.base import Report, ReportNotFound, get_report_class
 from wagtail_tasks.reports.files import delete_stored, report_storage, store, write_report
 from wagtail_tasks.reports.models import ReportFile
@@ -57,7 +62,17 @@ def as_query_dict(values: dict[str, list[str]]) -> QueryDict:
 
 def request_report(report: Report, format: str, site: Any = None) -> ReportFile:
     """Record a report file and enqueue its generation after commit. ``report`` must be
-    bound to valid filters (:meth:`Report.is_valid`)."""
+    bound to valid filters (:meth:`Report.is_valid`).
+
+    A double click, or Generate again while the same file is still being made, gets that
+    file: one worker writing it twice would help nobody."""
+    filters = filter_values(report.data, report.form)
+    unfinished = ReportFile.objects.filter(
+        report_name=report.name, format=format, record__requested_by=report.user
+    ).exclude(record__status__in=FINISHED_STATUSES)
+    for report_file in unfinished:
+        if report_file.filters == filters:
+            return report_file
     # get_filename() is SpreadsheetExportMixin's hook; a developer's override may hold anything.
     name = get_valid_filename(f"{report.get_filename()}-{timezone.localdate():%Y-%m-%d}")
     filename = f"{name.lstrip('.')[-200:]}.{format}"
@@ -74,7 +89,7 @@ def request_report(report: Report, format: str, site: Any = None) -> ReportFile:
             report_name=report.name,
             title=str(report.title)[:255],
             format=format,
-            filters=filter_values(report.data, report.form),
+            filters=filters,
             filters_display=report.filters_display(),
             filename=filename,
         )
