@@ -22,6 +22,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import DatabaseError
 
 from wagtail_tasks import conf
+from wagtail_tasks.storage import in_media_root
 
 # Groups whose tasks retry a temporary failure later (``TaskRun.retry_later``): sending
 # batches retry an SMTP outage, the task email backend retries a 4xx per message.
@@ -131,11 +132,8 @@ PRIVATE_STORAGE_SETTINGS = ("WAGTAIL_TASKS_REPORT_STORAGE", "WAGTAIL_TASKS_MAIL_
 @register()
 def check_private_storages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Report files and mail attachments hold personal data: never in public media."""
-    from pathlib import Path
-
     messages: list[CheckMessage] = []
     storages_setting = getattr(settings, "STORAGES", {}) or {}
-    media_root = Path(settings.MEDIA_ROOT).resolve() if settings.MEDIA_ROOT else None
     for name in PRIVATE_STORAGE_SETTINGS:
         alias = conf.get(name)
         if not alias:
@@ -151,7 +149,7 @@ def check_private_storages(app_configs: Any = None, **kwargs: Any) -> list[Check
             )
             continue
         location = (storages_setting[alias].get("OPTIONS") or {}).get("location")
-        if media_root and location and Path(location).resolve().is_relative_to(media_root):
+        if location and in_media_root(location):
             messages.append(
                 Warning(
                     f"{name} ({alias!r}) keeps its files in {location}, inside MEDIA_ROOT: "

@@ -18,6 +18,13 @@ from wagtail_tasks import conf
 PRIVATE_FOLDER = "wagtail_tasks_private"
 
 
+def in_media_root(location: str | Path) -> bool:
+    """Whether a folder is inside ``MEDIA_ROOT``, where the web server serves it to anyone."""
+    if not settings.MEDIA_ROOT:
+        return False
+    return Path(location).resolve().is_relative_to(Path(settings.MEDIA_ROOT).resolve())
+
+
 def private_storage(setting: str, folder: str) -> Storage:
     """The ``STORAGES`` alias that ``setting`` names, else ``wagtail_tasks_private/<folder>``
     beside ``MEDIA_ROOT``."""

@@ -49,10 +49,14 @@ class ReportNotFound(LookupError):
     pass
 
 
+def yes_no(value: Any) -> str:
+    return str(_("Yes") if value else _("No"))
+
+
 def readable(field: forms.Field, value: Any) -> Any:
     """A cleaned value as the form showed it: a choice's label (not its code), Yes or No."""
     if isinstance(value, bool):
-        return _("Yes") if value else _("No")
+        return yes_no(value)
     if isinstance(field, forms.ModelChoiceField):
         return field.label_from_instance(value) if isinstance(value, Model) else value
     if isinstance(field, forms.ChoiceField):

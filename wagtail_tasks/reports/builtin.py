@@ -33,13 +33,9 @@ from wagtail_tasks.notifications.models import (
     Subscription,
     SubscriptionStatus,
 )
-from wagtail_tasks.reports.base import Report, WagtailReport, register_report
+from wagtail_tasks.reports.base import Report, WagtailReport, register_report, yes_no
 
 PAGE_EDITING = ["add", "change", "publish"]
-
-
-def yes_no(value: Any) -> str:
-    return str(_("Yes") if value else _("No"))
 
 
 def label_of(choices: type[models.Choices]) -> Callable[[Any], str]:

@@ -13,10 +13,8 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
@@ -25,7 +23,7 @@ from wagtail.admin.views.mixins import ExcelDateFormatter
 
 from wagtail_tasks.reports.base import FORMAT_CSV, FORMAT_XLSX, Report
 from wagtail_tasks.reports.models import ReportFile
-from wagtail_tasks.storage import private_storage
+from wagtail_tasks.storage import in_media_root, private_storage
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +59,12 @@ def report_storage() -> Storage:
     (``wagtail_tasks_private/reports`` beside ``MEDIA_ROOT``)."""
     storage = private_storage("WAGTAIL_TASKS_REPORT_STORAGE", "reports")
     location = getattr(storage, "location", None)
-    if location and settings.MEDIA_ROOT:
-        # An alias such as "default" would put subscribers' addresses in public media.
-        media = Path(settings.MEDIA_ROOT).resolve()
-        if Path(location).resolve().is_relative_to(media):
-            raise ImproperlyConfigured(
-                f"WAGTAIL_TASKS_REPORT_STORAGE is a folder in MEDIA_ROOT ({location}): report "
-                "files would be public. Name a storage outside it, or unset the setting."
-            )
+    # An alias such as "default" would put subscribers' addresses in public media.
+    if location and in_media_root(location):
+        raise ImproperlyConfigured(
+            f"WAGTAIL_TASKS_REPORT_STORAGE is a folder in MEDIA_ROOT ({location}): report "
+            "files would be public. Name a storage outside it, or unset the setting."
+        )
     return storage
 
 

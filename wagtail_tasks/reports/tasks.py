@@ -42,7 +42,7 @@ class ReportError(Exception):
     """Why a report could not be generated, in words for the person who asked."""
 
 
-def filter_values(data: QueryDict, form: Any = None) -> dict[str, list[str]]:
+def filter_values(data: QueryDict, form: Any | None) -> dict[str, list[str]]:
     """The values of the report's filter fields (a date range's ``<name>_after`` too): any
     other key of a hand-made POST, megabytes of it, would be stored and linked with the file."""
     names = tuple(form.add_prefix(name) for name in form.fields) if form is not None else ()
